@@ -1,0 +1,61 @@
+"""The HTTP layer: the flask-smorest `Api` under `/api/v1` and its blueprints.
+
+Blueprints validate input with marshmallow schemas and call services; they
+hold no SQL and no business rules. Add a resource by writing
+`backend/api/<resource>.py` with a `blp` and listing it in `API_BLUEPRINTS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask import Flask, send_from_directory
+from flask.typing import ResponseReturnValue
+from swagger_ui_bundle import swagger_ui_path
+
+import backend
+from backend.api import errors, ops
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
+API_BLUEPRINTS: list[flask_smorest.Blueprint] = []
+
+
+def _openapi_settings(app: Flask) -> dict[str, Any]:
+    summary, _, introduction = (backend.__doc__ or "").strip().partition("\n")
+    return {
+        "API_TITLE": "flet-backend",
+        "API_VERSION": backend.__version__,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": API_PREFIX,
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": DOCS_ASSETS_PATH,
+        "API_SPEC_OPTIONS": {
+            "info": {"description": f"{summary}\n\n{introduction.strip()}"},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+    }
+
+
+def _docs_asset(filename: str) -> ResponseReturnValue:
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+
+
+def init_app(app: Flask) -> flask_smorest.Api:
+    """Create the `Api`, register every blueprint and the error handlers."""
+    for key, value in _openapi_settings(app).items():
+        app.config.setdefault(key, value)
+    api = flask_smorest.Api(app)
+    api.register_blueprint(ops.blp)
+    for blueprint in API_BLUEPRINTS:
+        api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
+    app.add_url_rule(f"{DOCS_ASSETS_PATH}<path:filename>", "docs_asset", _docs_asset)
+    errors.init_app(app)  # after flask-smorest's own handler, which it replaces
+    app.extensions["api"] = api
+    return api

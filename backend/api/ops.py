@@ -1,0 +1,52 @@
+"""Operations endpoints outside `/api/v1`: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from backend import metrics
+from backend.services import health
+
+blp = Blueprint("ops", __name__, description="Liveness, readiness and metrics for operators.")
+
+
+class HealthSchema(Schema):
+    """Liveness answer."""
+
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadinessSchema(HealthSchema):
+    """Readiness answer: the state of each dependency."""
+
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+@blp.route("/healthz")
+@blp.response(200, HealthSchema)
+def healthz() -> dict[str, Any]:
+    """Report that the process is up.
+
+    Touches neither the database nor Redis.
+    """
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(503, description="The database or Redis is unreachable.")
+def readyz() -> dict[str, Any]:
+    """Report whether the database and Redis are reachable."""
+    return {"status": "ok", "checks": health.check_readiness()}
+
+
+@blp.route("/metrics")
+@blp.doc(responses={200: {"description": "Prometheus text exposition format."}})
+def prometheus_metrics() -> Response:
+    """Expose Prometheus metrics: requests, latency and RQ queue depths."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

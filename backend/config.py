@@ -1,0 +1,98 @@
+"""Configuration read from the environment, with safe defaults for development.
+
+Every setting can come from an environment variable of the same name (or a
+`.env` file in the working directory). In production (`ENV=production`) the
+app refuses to start with a missing or default secret, or without `REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production-use-000"  # noqa: S105
+DEV_JWT_SECRET_KEY = "dev-only-jwt-secret-key-not-for-production-000"  # noqa: S105
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {DEV_SECRET_KEY, DEV_JWT_SECRET_KEY, "changeme", "change-me", "secret", "dev", "test"}
+)
+MIN_SECRET_LENGTH = 32
+ENVIRONMENTS = ("development", "production")
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the message names every problem."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "ENV": env.get("ENV", "development"),
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
+        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'app.db'}",
+        "DATABASE_POOL_SIZE": _int(env, "DATABASE_POOL_SIZE", 20),
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        "READYZ_TIMEOUT": float(env.get("READYZ_TIMEOUT", "2.0")),
+        "MAIL_URL": env.get("MAIL_URL") or None,
+        "MAIL_FROM": env.get("MAIL_FROM", "flet-backend <no-reply@localhost>"),
+        "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
+        "PUBLIC_URL": env.get("PUBLIC_URL") or None,
+    }
+
+
+def _secret_problems(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        value = config.get(name) or ""
+        if not value:
+            problems.append(f"{name} is not set")
+        elif value in KNOWN_DEFAULT_SECRETS:
+            problems.append(f"{name} is a default value")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    return problems
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Raise `ConfigError` naming every setting that is unsafe or invalid."""
+    if config["ENV"] not in ENVIRONMENTS:
+        raise ConfigError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, got {config['ENV']!r}")
+    if config["ENV"] != "production":
+        return
+    problems = _secret_problems(config)
+    if not config.get("REDIS_URL"):
+        problems.append("REDIS_URL is not set (the embedded Redis is for development only)")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the app configuration: `.env`, then the environment, then `overrides`.
+
+    Raises `ConfigError` when a value is malformed or unsafe for production.
+    """
+    dotenv_path = Path.cwd() / ".env"
+    if dotenv_path.is_file():
+        load_dotenv(dotenv_path, override=False)
+    config = _from_environment(os.environ)
+    config.update(overrides or {})
+    validate(config)
+    return config

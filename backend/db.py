@@ -1,0 +1,117 @@
+"""The one Peewee database, bound at app start from `DATABASE_URL`.
+
+Models use `db` (a proxy) as their database. `init_app` binds it, gives each
+request its own connection (closed by a teardown hook), and registers the
+`flask db` commands. SQLite runs in WAL mode with a busy timeout and
+immediate write transactions; PostgreSQL is pooled in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse as parse_url
+from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
+
+db = DatabaseProxy()
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 5000,
+    "foreign_keys": 1,
+    "synchronous": "normal",
+}
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+
+
+def database_from_url(url: str, *, pooled: bool = False, pool_size: int = 20) -> Database:
+    """Build an unconnected database for `url` (`sqlite:///...` or `postgresql://...`).
+
+    Raises `ValueError` for any other scheme.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError("a SQLite DATABASE_URL looks like sqlite:///path/to/file.db")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=5, lock_type="IMMEDIATE")
+    if scheme in POSTGRES_SCHEMES:
+        params = parse_url(url, unquote_password=True)
+        name = params.pop("database")
+        params.setdefault("connect_timeout", 5)
+        if pooled:
+            return PooledPostgresqlDatabase(
+                name, max_connections=pool_size, stale_timeout=300, timeout=10, **params
+            )
+        return PostgresqlDatabase(name, **params)
+    raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite or postgresql")
+
+
+MIGRATION_LOCK_ID = 7_305_118  # any constant; serialises concurrent upgrades on PostgreSQL
+
+
+def migrate(database: Database) -> list[str]:
+    """Apply every pending migration in order; return the names applied (idempotent).
+
+    On PostgreSQL an advisory lock makes concurrent upgrades (say, two
+    `release` processes) run one after the other instead of colliding.
+    """
+    locked = isinstance(database, PostgresqlDatabase)
+    if locked:
+        database.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+    try:
+        return list(Runner(database, str(MIGRATIONS_DIR)).up())
+    finally:
+        if locked:
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+
+
+def _close_connection(_exc: BaseException | None) -> None:
+    if not db.is_closed():
+        db.close()
+
+
+def init_app(app: Flask) -> None:
+    """Bind `db` to the app's database, add per-request connections and `flask db`."""
+    database = database_from_url(
+        app.config["DATABASE_URL"],
+        pooled=app.config["ENV"] == "production",
+        pool_size=app.config["DATABASE_POOL_SIZE"],
+    )
+    db.initialize(database)
+    app.extensions["peewee"] = database
+    # Each request (and each job, CLI command) gets its own connection: peewee
+    # opens it on the first query, so /healthz, /metrics and static files
+    # never touch the database, and the teardown hook closes (or, pooled,
+    # returns) it when the app context ends.
+    app.teardown_appcontext(_close_connection)
+    app.cli.add_command(db_cli)
+
+
+db_cli = AppGroup("db", help="Database schema commands.")
+
+
+@db_cli.command("upgrade")
+def upgrade_command() -> None:
+    """Apply pending migrations (safe to run again)."""
+    with db.connection_context():
+        applied = migrate(db.obj)
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@db_cli.command("status")
+def status_command() -> None:
+    """List migrations and whether each is applied."""
+    with db.connection_context():
+        for migration in Runner(db.obj, str(MIGRATIONS_DIR)).status():
+            state = "applied" if migration.applied else "pending"
+            click.echo(f"{migration.name}: {state}")

@@ -1,0 +1,50 @@
+"""gunicorn settings for production and the dev command: `gunicorn -c python:backend.gunicorn_conf wsgi:app`.
+
+gevent workers so that thousands of SSE streams share a process; psycopg2 is
+made cooperative (psycogreen) in each worker; Prometheus counters from every
+worker are added up through a shared folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from backend.config import VAR_DIR
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+control_socket_disable = True  # gunicorn >= 25 would otherwise write to ~/.gunicorn
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+PROMETHEUS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+
+
+def on_starting(server: Any) -> None:
+    """Start each run with empty Prometheus multiprocess files."""
+    shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
+    PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Make psycopg2 cooperate with gevent in this worker."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the Prometheus files."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

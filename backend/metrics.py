@@ -1,0 +1,87 @@
+"""Prometheus metrics: request count and latency by endpoint and status, RQ queue depths.
+
+Under gunicorn with several workers set `PROMETHEUS_MULTIPROC_DIR` (the
+gunicorn config does) so that `/metrics` adds up every worker's counters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+REQUESTS = Counter(
+    "http_requests_total", "HTTP requests handled.", ["method", "endpoint", "status"]
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time spent handling HTTP requests.",
+    ["method", "endpoint", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class QueueDepthCollector(Collector):
+    """Reads RQ queue lengths from Redis at scrape time."""
+
+    def __init__(self, app: Flask) -> None:
+        """Collect for `app`'s queues."""
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield `rq_queue_jobs{queue=...}`; nothing when Redis is unreachable."""
+        from backend.queues import queue_depths
+
+        gauge = GaugeMetricFamily("rq_queue_jobs", "Jobs waiting in each RQ queue.", labels=["queue"])
+        with self.app.app_context():
+            try:
+                depths = queue_depths()
+            except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is down
+                return
+        for name, depth in depths.items():
+            gauge.add_metric([name], depth)
+        yield gauge
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.get("metrics_started")
+    if started is not None:
+        labels = (request.method, request.url_rule.rule if request.url_rule else "<unmatched>",
+                  str(response.status_code))  # fmt: skip
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def render() -> tuple[bytes, str]:
+    """Return the exposition text and its content type for this deployment."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(REQUESTS)
+        registry.register(LATENCY)
+    registry.register(QueueDepthCollector(current_app._get_current_object()))  # type: ignore[attr-defined]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def init_app(app: Flask) -> None:
+    """Time every request."""
+    app.before_request(_start_timer)
+    app.after_request(_observe)

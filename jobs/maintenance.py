@@ -1,0 +1,20 @@
+"""Maintenance jobs: checks and clean-ups run by workers or on a schedule."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from backend.services import health
+from jobs.base import job
+
+
+@job
+def check_health() -> dict[str, str]:
+    """Check that this worker reaches the same database and Redis as the web tier.
+
+    Returns the readiness report with the worker's host and pid; raises
+    `backend.errors.ServiceUnavailable` (failing the job) when either is down.
+    """
+    report = health.check_readiness()
+    return {**report, "host": socket.gethostname(), "pid": str(os.getpid())}
