@@ -91,8 +91,9 @@ def init_app(app: Flask) -> None:
     app.extensions["peewee"] = database
     # Each request (and each job, CLI command) gets its own connection: peewee
     # opens it on the first query, so /healthz, /metrics and static files
-    # never touch the database, and the teardown hook closes (or, pooled,
-    # returns) it when the app context ends.
+    # never touch the database; the teardown hooks close it (or, pooled,
+    # return it) when the request or the app context ends.
+    app.teardown_request(_close_connection)
     app.teardown_appcontext(_close_connection)
     app.cli.add_command(db_cli)
 

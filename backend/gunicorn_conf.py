@@ -1,4 +1,4 @@
-"""gunicorn settings for production and the dev command: `gunicorn -c python:backend.gunicorn_conf wsgi:app`.
+"""gunicorn settings: `gunicorn -c python:backend.gunicorn_conf wsgi:app`.
 
 gevent workers so that thousands of SSE streams share a process; psycopg2 is
 made cooperative (psycogreen) in each worker; Prometheus counters from every
@@ -27,7 +27,9 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-PROMETHEUS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+PROMETHEUS_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+)
 
 
 def on_starting(server: Any) -> None:

@@ -44,7 +44,9 @@ class QueueDepthCollector(Collector):
         """Yield `rq_queue_jobs{queue=...}`; nothing when Redis is unreachable."""
         from backend.queues import queue_depths
 
-        gauge = GaugeMetricFamily("rq_queue_jobs", "Jobs waiting in each RQ queue.", labels=["queue"])
+        gauge = GaugeMetricFamily(
+            "rq_queue_jobs", "Jobs waiting in each RQ queue.", labels=["queue"]
+        )
         with self.app.app_context():
             try:
                 depths = queue_depths()

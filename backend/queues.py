@@ -28,7 +28,7 @@ def get_queue(name: str = "default") -> Queue:
 
 
 def enqueue(
-    func: Callable[..., Any] | str,
+    func: Callable[..., Any],
     *args: Any,
     queue: str = "default",
     timeout: int | None = None,
@@ -40,7 +40,7 @@ def enqueue(
 ) -> Job:
     """Enqueue `func(*args, **kwargs)` on `queue` and return the RQ job.
 
-    `func` is a function from `jobs/` or its dotted path. `at` or `delay`
+    `func` is a job function from a module under `jobs/`. `at` or `delay`
     schedule it for later (run by the worker's scheduler); `retry` retries
     transient failures; `timeout` (seconds) bounds one run.
     """

@@ -11,6 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers import assert_error
+
 
 def test_healthz_answers_without_dependencies(make_app: Callable[..., Flask]) -> None:
     app = make_app(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="sqlite:////nonexistent/x.db")
@@ -30,10 +32,7 @@ def test_readyz_is_503_in_the_error_shape_when_redis_is_unreachable(
 ) -> None:
     app = make_app(REDIS_URL="redis://127.0.0.1:1/0", READYZ_TIMEOUT=0.5)
     response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    body = response.json
-    assert body["error"] == "service_unavailable"
-    assert body["code"] == 503
+    body = assert_error(response, 503, "service_unavailable")
     assert body["errors"] == {"redis": "ConnectionError"}
     assert "redis" in body["message"]
 
@@ -41,8 +40,8 @@ def test_readyz_is_503_in_the_error_shape_when_redis_is_unreachable(
 def test_readyz_is_503_when_the_database_is_unreachable(make_app: Callable[..., Flask]) -> None:
     app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.json["errors"] == {"database": "OperationalError"}
+    body = assert_error(response, 503, "service_unavailable")
+    assert body["errors"] == {"database": "OperationalError"}
 
 
 def test_metrics_count_requests_by_endpoint_and_show_queue_depths(client: FlaskClient) -> None:
@@ -75,7 +74,10 @@ def test_metrics_add_up_workers_in_multiprocess_mode(
 
 
 def test_request_id_is_echoed_when_sane_and_generated_otherwise(client: FlaskClient) -> None:
-    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
     assert len(generated.headers["X-Request-ID"]) == 32
     assert client.get("/healthz").headers["X-Request-ID"] != generated.headers["X-Request-ID"]

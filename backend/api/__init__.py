@@ -22,6 +22,12 @@ DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
 API_BLUEPRINTS: list[flask_smorest.Blueprint] = []
 
 
+class Api(flask_smorest.Api):
+    """flask-smorest's `Api`, documenting the project's error shape."""
+
+    ERROR_SCHEMA = errors.ErrorSchema
+
+
 def _openapi_settings(app: Flask) -> dict[str, Any]:
     summary, _, introduction = (backend.__doc__ or "").strip().partition("\n")
     return {
@@ -47,11 +53,11 @@ def _docs_asset(filename: str) -> ResponseReturnValue:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
-def init_app(app: Flask) -> flask_smorest.Api:
+def init_app(app: Flask) -> Api:
     """Create the `Api`, register every blueprint and the error handlers."""
     for key, value in _openapi_settings(app).items():
         app.config.setdefault(key, value)
-    api = flask_smorest.Api(app)
+    api = Api(app)
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")

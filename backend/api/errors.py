@@ -15,6 +15,8 @@ import peewee
 import redis
 import structlog
 from flask import Flask, Response, jsonify
+from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
+from marshmallow import fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend.errors import DomainError
@@ -40,6 +42,14 @@ SLUGS = {
     500: "internal_error",
     503: "service_unavailable",
 }
+
+
+class ErrorSchema(SmorestErrorSchema):
+    """The one error shape (documentation only): flask-smorest's plus a slug."""
+
+    error = fields.String(
+        metadata={"description": "Stable machine-readable slug", "example": "not_found"}
+    )
 
 
 def error_body(
