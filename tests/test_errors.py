@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import peewee
@@ -54,9 +53,9 @@ def database_down() -> None:
 
 
 @pytest.fixture
-def probe_client(app: Flask) -> Iterator[FlaskClient]:
+def probe_client(app: Flask) -> FlaskClient:
     app.extensions["api"].register_blueprint(probe)
-    yield app.test_client()
+    return app.test_client()
 
 
 def test_unknown_url_is_404_in_the_error_shape(client: FlaskClient) -> None:

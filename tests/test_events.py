@@ -13,7 +13,7 @@ from backend.redis_store import get_redis
 
 
 def stream_events(channel: str) -> list[tuple[str, dict[str, object]]]:
-    entries = get_redis().xrange(stream_key(channel))
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = get_redis().xrange(stream_key(channel))  # type: ignore[assignment]
     return [(fields[b"type"].decode(), json.loads(fields[b"data"])) for _id, fields in entries]
 
 
@@ -31,7 +31,9 @@ def test_publish_appends_to_the_channel_stream_and_returns_its_id(app: Flask) ->
 def test_publish_wakes_subscribers(app: Flask) -> None:
     pubsub = get_redis().pubsub()
     pubsub.subscribe(WAKE_CHANNEL)
-    assert pubsub.get_message(timeout=1)["type"] == "subscribe"  # type: ignore[index]
+    subscribed = pubsub.get_message(timeout=1)
+    assert subscribed is not None
+    assert subscribed["type"] == "subscribe"
     publish("user:7", "order.created", {"id": 3})
     message = pubsub.get_message(timeout=1)
     pubsub.close()

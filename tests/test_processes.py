@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shlex
 import signal
 import socket
 import subprocess

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from peewee import DateTimeField, Model
+from peewee import AutoField, DateTimeField, Model
 
 from backend.db import db
 
@@ -44,6 +44,7 @@ class BaseModel(Model):
     set it themselves.
     """
 
+    id = AutoField()
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
 
