@@ -67,7 +67,9 @@ def supervise(
 
     Every child is stopped before this returns.
     """
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Handle SIGINT explicitly too: a shell that starts us in the background
+    # leaves SIGINT ignored, and Python would then never raise KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     code = 0
     try:
@@ -81,11 +83,14 @@ def supervise(
         name, process = next((n, p) for n, p in processes.items() if p.poll() is not None)
         click.echo(f"{name} exited with code {process.returncode}; stopping the rest", err=True)
         code = process.returncode or 1
-    except (KeyboardInterrupt, _Stop):
+    except _Stop:
         click.echo("stopping...", err=True)
     finally:
+        for sig in previous:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         _terminate(processes)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 

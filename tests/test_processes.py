@@ -36,6 +36,10 @@ def coverage_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
 
 
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,10 +54,12 @@ def procfile() -> dict[str, str]:
 class Process:
     """A child process whose output is collected line by line."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], *, background: bool) -> None:
+        # background=True starts it as `cmd &` in a script would: SIGINT ignored.
         self.popen = subprocess.Popen(
             command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=ignore_sigint if background else None,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -84,11 +90,11 @@ class Process:
 
 
 @pytest.fixture
-def processes() -> Iterator[Callable[[list[str], dict[str, str]], Process]]:
+def processes() -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
 
-    def start(command: list[str], env: dict[str, str]) -> Process:
-        process = Process(command, env)
+    def start(command: list[str], env: dict[str, str], *, background: bool = False) -> Process:
+        process = Process(command, env, background=background)
         started.append(process)
         return process
 
@@ -198,7 +204,9 @@ def test_dev_command_runs_everything_on_embedded_redis_and_stops_cleanly(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "ENV")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/dev.db"
-    dev = processes([str(BIN / "flask"), "--app", "wsgi", "dev", "--port", str(port)], env)
+    dev = processes(
+        [str(BIN / "flask"), "--app", "wsgi", "dev", "--port", str(port)], env, background=True
+    )
     dev.wait_for_line("migrations applied: 0001_initial")
     docs_line = dev.wait_for_line("API docs:")
     assert f"http://127.0.0.1:{port}/api/v1/docs" in docs_line

@@ -1,0 +1,37 @@
+"""The dev command's process supervisor."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from backend import devserver
+
+
+def test_when_one_process_dies_the_rest_are_stopped_and_its_code_returned() -> None:
+    started = time.monotonic()
+    code = devserver.supervise(
+        {
+            "sleeper": [sys.executable, "-c", "import time; time.sleep(60)"],
+            "crasher": [sys.executable, "-c", "raise SystemExit(3)"],
+        },
+        dict(os.environ),
+    )
+    assert code == 3
+    assert time.monotonic() - started < 30
+
+
+def test_child_environment_shares_the_redis_url_and_defaults_to_development() -> None:
+    env = devserver.child_environment("unix:///tmp/x/redis.sock")
+    assert env["REDIS_URL"] == "unix:///tmp/x/redis.sock"
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["ENV"] == os.environ.get("ENV", "development")
+
+
+def test_dev_commands_cover_web_worker_and_cron() -> None:
+    commands = devserver.dev_commands("127.0.0.1", 8123)
+    assert set(commands) == {"web", "worker", "cron"}
+    assert "127.0.0.1:8123" in commands["web"]
+    assert "--with-scheduler" in commands["worker"]
+    assert commands["worker"][-3:] == ["high", "default", "low"]
