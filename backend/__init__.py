@@ -25,7 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `config` overrides it key by key. Raises `backend.config.ConfigError` when
     the configuration is unsafe for production.
     """
-    from backend import api, cli, db, logs, metrics, redis_store
+    from backend import api, cli, cors, db, logs, metrics, redis_store
     from backend.config import load_config
 
     app = Flask(__name__, static_folder=None)
@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     redis_store.init_app(app)
     metrics.init_app(app)
+    cors.init_app(app)
     api.init_app(app)
     cli.init_app(app)
     return app

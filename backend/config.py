@@ -54,7 +54,6 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "flet-backend <no-reply@localhost>"),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
-        "PUBLIC_URL": env.get("PUBLIC_URL") or None,
     }
 
 
