@@ -53,6 +53,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "READYZ_TIMEOUT": float(env.get("READYZ_TIMEOUT", "2.0")),
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "flet-backend <no-reply@localhost>"),
+        "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR") or str(VAR_DIR / "mail"),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }
 
