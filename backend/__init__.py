@@ -25,7 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `config` overrides it key by key. Raises `backend.config.ConfigError` when
     the configuration is unsafe for production.
     """
-    from backend import api, cli, cors, db, logs, metrics, redis_store
+    from backend import api, cli, cors, db, logs, metrics, ratelimit, redis_store, security_headers
     from backend.config import load_config
 
     app = Flask(__name__, static_folder=None)
@@ -35,6 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     redis_store.init_app(app)
     metrics.init_app(app)
     cors.init_app(app)
+    security_headers.init_app(app)
+    ratelimit.init_app(app)
     api.init_app(app)
     cli.init_app(app)
     return app

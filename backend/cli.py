@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 
 import click
@@ -10,7 +11,9 @@ from flask.cli import with_appcontext
 
 from backend import devserver
 from backend.db import db, migrate
+from backend.errors import DomainError
 from backend.redis_store import redis_url
+from backend.services import users
 
 
 @click.command("dev")
@@ -33,6 +36,33 @@ def dev_command(host: str, port: int) -> None:
     sys.exit(devserver.supervise(commands, devserver.child_environment(url), announce))
 
 
+@click.command("create-admin")
+@click.option("--email", required=True, help="The admin's email address.")
+@click.option("--password", default=None, help="Set this password (else keep or generate one).")
+@with_appcontext
+def create_admin_command(email: str, password: str | None) -> None:
+    """Create an admin, or promote an existing user (safe to run again)."""
+    try:
+        user, created = users.ensure_admin(email=email, password=password)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Create (or reset) a demo admin and a demo user, and print their credentials."""
+    for email, role in (("admin@example.com", "admin"), ("user@example.com", "user")):
+        password = secrets.token_urlsafe(12)
+        user, _ = users.ensure_admin(email=email, password=password)
+        if role == "user":
+            users.set_role(user=user, role="user")
+        click.echo(f"{role:5}  {email}  {password}")
+
+
 def init_app(app: Flask) -> None:
     """Register the project's CLI commands."""
     app.cli.add_command(dev_command)
+    app.cli.add_command(create_admin_command)
+    app.cli.add_command(seed_demo_command)

@@ -54,6 +54,17 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "MAIL_URL": env.get("MAIL_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM", "flet-backend <no-reply@localhost>"),
         "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR") or str(VAR_DIR / "mail"),
+        "ACCESS_TOKEN_TTL_SECONDS": _int(env, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
+        "REFRESH_TOKEN_TTL_SECONDS": _int(env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
+        "REFRESH_REUSE_GRACE_SECONDS": _int(env, "REFRESH_REUSE_GRACE_SECONDS", 10),
+        "RATELIMIT_ENABLED": env.get("RATELIMIT_ENABLED", "1") not in ("0", "false", "no"),
+        "RATELIMIT_LOGIN_PER_IP": env.get("RATELIMIT_LOGIN_PER_IP", "30/minute"),
+        "RATELIMIT_LOGIN_PER_EMAIL": env.get("RATELIMIT_LOGIN_PER_EMAIL", "5/minute;30/hour"),
+        "RATELIMIT_REGISTER_PER_IP": env.get("RATELIMIT_REGISTER_PER_IP", "20/hour"),
+        "RATELIMIT_FORGOT_PER_IP": env.get("RATELIMIT_FORGOT_PER_IP", "10/hour"),
+        "RATELIMIT_FORGOT_PER_EMAIL": env.get("RATELIMIT_FORGOT_PER_EMAIL", "3/hour"),
+        "RATELIMIT_WRITES": env.get("RATELIMIT_WRITES", "300/minute"),
+        "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }
 

@@ -9,6 +9,7 @@ immediate write transactions; PostgreSQL is pooled in production.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -73,6 +74,13 @@ def migrate(database: Database) -> list[str]:
     finally:
         if locked:
             database.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+
+
+def lock_for_update(query: Any) -> Any:
+    """Add `FOR UPDATE` on PostgreSQL; SQLite's write transactions already serialise."""
+    if isinstance(db.obj, PostgresqlDatabase):
+        return query.for_update()
+    return query
 
 
 def _close_connection(_exc: BaseException | None) -> None:

@@ -25,7 +25,8 @@ def test_every_operation_has_a_summary(client: FlaskClient) -> None:
     spec = json_body(client.get("/api/v1/openapi.json"))
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
-            assert operation.get("summary"), f"{method.upper()} {path} has no summary"
+            if method in ("get", "post", "put", "patch", "delete"):
+                assert operation.get("summary"), f"{method.upper()} {path} has no summary"
 
 
 def test_docs_page_loads_its_assets_from_this_server(client: FlaskClient) -> None:

@@ -15,11 +15,11 @@ from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 import backend
-from backend.api import errors, ops
+from backend.api import auth, errors, ops, security, users
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
-API_BLUEPRINTS: list[flask_smorest.Blueprint] = []
+API_BLUEPRINTS: list[flask_smorest.Blueprint] = [auth.blp, users.blp]
 
 
 class Api(flask_smorest.Api):
@@ -57,10 +57,11 @@ def init_app(app: Flask) -> Api:
     """Create the `Api`, register every blueprint and the error handlers."""
     for key, value in _openapi_settings(app).items():
         app.config.setdefault(key, value)
+    security.init_app(app)
     api = Api(app)
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:
-        api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
+        api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix}")
     app.add_url_rule(f"{DOCS_ASSETS_PATH}<path:filename>", "docs_asset", _docs_asset)
     errors.init_app(app)  # after flask-smorest's own handler, which it replaces
     app.extensions["api"] = api

@@ -1,0 +1,126 @@
+"""Sign-up, sign-in, tokens, sign-out, device sessions, password reset, email verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_jwt_extended import get_jwt
+from flask_limiter.util import get_remote_address
+from flask_smorest import Blueprint
+
+from backend.api.security import auth_required, caller, client_info, session_id
+from backend.models import AuthSession
+from backend.ratelimit import configured, email_key, limiter
+from backend.schemas.users import (
+    EmailSchema,
+    LoginSchema,
+    LogoutQuerySchema,
+    RegisterSchema,
+    ResetPasswordSchema,
+    SessionSchema,
+    TokenPairSchema,
+    TokenSchema,
+    UserSchema,
+)
+from backend.services import auth, sessions
+from backend.services.access import get_visible
+
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and sessions.")
+
+
+@blp.route("/register", methods=["POST"])
+@limiter.limit(configured("RATELIMIT_REGISTER_PER_IP"), key_func=get_remote_address)
+@blp.arguments(RegisterSchema)
+@blp.response(201, UserSchema)
+def register(payload: dict[str, Any]) -> Any:
+    """Create an account.
+
+    A verification link is mailed to the address. 409 `email_taken` if the
+    address is already registered.
+    """
+    return auth.register(**payload, client=client_info())
+
+
+@blp.route("/login", methods=["POST"])
+@limiter.limit(configured("RATELIMIT_LOGIN_PER_IP"), key_func=get_remote_address)
+@limiter.limit(configured("RATELIMIT_LOGIN_PER_EMAIL"), key_func=email_key)
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenPairSchema)
+def login(payload: dict[str, Any]) -> Any:
+    """Sign in and open a device session.
+
+    Returns a short-lived access token and a refresh token. 401
+    `invalid_credentials` for a wrong email or password.
+    """
+    return auth.login(**payload, client=client_info())
+
+
+@blp.route("/refresh", methods=["POST"])
+@auth_required(blp, refresh=True)
+@blp.response(200, TokenPairSchema)
+def refresh() -> Any:
+    """Exchange the refresh token (as Bearer) for a new pair.
+
+    The presented refresh token is spent. Presenting a spent one again ends
+    the session (401 `refresh_token_reused`).
+    """
+    return auth.refresh(claims=get_jwt(), client=client_info())
+
+
+@blp.route("/logout", methods=["POST"])
+@auth_required(blp)
+@blp.arguments(LogoutQuerySchema, location="query")
+@blp.response(204)
+def logout(query: dict[str, str]) -> None:
+    """Sign out this device (`local`), every other device (`others`) or all (`global`)."""
+    auth.logout(user=caller(), session_id=session_id(), scope=query["scope"], client=client_info())
+
+
+@blp.route("/sessions")
+@auth_required(blp)
+@blp.response(200, SessionSchema(many=True))
+def list_sessions() -> list[dict[str, Any]]:
+    """List the caller's signed-in devices; `current` marks this one."""
+    current = session_id()
+    return [{**s.__data__, "current": s.id == current} for s in sessions.active_for(caller())]
+
+
+@blp.route("/sessions/<int:session_pk>", methods=["DELETE"])
+@auth_required(blp)
+@blp.response(204)
+def revoke_session(session_pk: int) -> None:
+    """Sign out one of the caller's devices."""
+    user = caller()
+    target = get_visible(
+        AuthSession, session_pk, user=user, owner=AuthSession.user, admin_sees_all=False
+    )
+    auth.logout(user=user, session_id=target.id, scope="local", client=client_info())
+
+
+@blp.route("/password/forgot", methods=["POST"])
+@limiter.limit(configured("RATELIMIT_FORGOT_PER_IP"), key_func=get_remote_address)
+@limiter.limit(configured("RATELIMIT_FORGOT_PER_EMAIL"), key_func=email_key)
+@blp.arguments(EmailSchema)
+@blp.response(202)
+def forgot_password(payload: dict[str, str]) -> None:
+    """Mail a password reset link.
+
+    Answers the same whether or not the address has an account.
+    """
+    auth.forgot_password(email=payload["email"], client=client_info())
+
+
+@blp.route("/password/reset", methods=["POST"])
+@blp.arguments(ResetPasswordSchema)
+@blp.response(204)
+def reset_password(payload: dict[str, str]) -> None:
+    """Set a new password with a mailed token; every session of the account ends."""
+    auth.reset_password(**payload, client=client_info())
+
+
+@blp.route("/email/verify", methods=["POST"])
+@blp.arguments(TokenSchema)
+@blp.response(204)
+def verify_email(payload: dict[str, str]) -> None:
+    """Confirm the email address with the mailed token."""
+    auth.verify_email(token=payload["token"], client=client_info())

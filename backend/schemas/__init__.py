@@ -1,0 +1,1 @@
+"""Marshmallow schemas: one family per resource (input, output, query)."""
