@@ -115,24 +115,35 @@ def database_url(test_database: TestDatabase, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_app(database_url: str, redis_url: str) -> Callable[..., Flask]:
+def outbox(tmp_path: Path) -> Path:
+    """The folder where mail is written when no SMTP server is configured."""
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def make_app(database_url: str, redis_url: str, outbox: Path) -> Callable[..., Flask]:
     """Build an app on the test database and Redis, with `overrides` applied."""
 
     def build(**overrides: Any) -> Flask:
         config = {"TESTING": True, "ENV": "development", "DATABASE_URL": database_url,
-                  "REDIS_URL": redis_url, **overrides}  # fmt: skip
+                  "REDIS_URL": redis_url, "MAIL_OUTBOX_DIR": str(outbox), **overrides}  # fmt: skip
         return create_app(config)
 
     return build
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask], redis_url: str) -> Iterator[Flask]:
-    """The app under test, with its Redis database flushed."""
-    flask_app = make_app()
+@pytest.fixture(autouse=True)
+def _flush_redis(redis_url: str) -> None:
+    """Every test starts with the test Redis database empty."""
     redis = client_from_url(redis_url)
     redis.flushdb()
     redis.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """The app under test, inside its app context."""
+    flask_app = make_app()
     with flask_app.app_context():
         yield flask_app
 

@@ -9,7 +9,6 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from backend.api.security import auth_required, caller, client_info, session_id
-from backend.models import AuthSession
 from backend.ratelimit import configured, email_key, limiter
 from backend.schemas.users import (
     EmailSchema,
@@ -23,7 +22,6 @@ from backend.schemas.users import (
     UserSchema,
 )
 from backend.services import auth, sessions
-from backend.services.access import get_visible
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and sessions.")
 
@@ -90,11 +88,7 @@ def list_sessions() -> list[dict[str, Any]]:
 @blp.response(204)
 def revoke_session(session_pk: int) -> None:
     """Sign out one of the caller's devices."""
-    user = caller()
-    target = get_visible(
-        AuthSession, session_pk, user=user, owner=AuthSession.user, admin_sees_all=False
-    )
-    auth.logout(user=user, session_id=target.id, scope="local", client=client_info())
+    auth.revoke_session(user=caller(), session_id=session_pk, client=client_info())
 
 
 @blp.route("/password/forgot", methods=["POST"])

@@ -13,6 +13,7 @@ from backend.db import db
 from backend.errors import Conflict, Unauthorized, ValidationFailed
 from backend.models import AuthSession, User
 from backend.services import audit, mail, passwords, sessions, tokens
+from backend.services.access import get_visible
 from backend.services.audit import ClientInfo
 
 LOGOUT_SCOPES = ("local", "others", "global")
@@ -151,6 +152,27 @@ def logout(*, user: User, session_id: int, scope: str, client: ClientInfo) -> li
             "auth.logout", client=client, actor=user, data={"scope": scope, "sessions": ended}
         )
     return ended
+
+
+def revoke_session(*, user: User, session_id: int, client: ClientInfo) -> None:
+    """End one of the caller's own active sessions. Raises `NotFound` for any other id."""
+    target = get_visible(
+        AuthSession,
+        session_id,
+        user=user,
+        owner=AuthSession.user,
+        admin_sees_all=False,
+        only=AuthSession.revoked_at.is_null(),
+    )
+    with db.atomic():
+        sessions.revoke_where(AuthSession.id == target.id, reason="revoked")
+        audit.record(
+            "auth.session_revoked",
+            client=client,
+            actor=user,
+            target_type="session",
+            target_id=target.id,
+        )
 
 
 def forgot_password(*, email: str, client: ClientInfo) -> None:
