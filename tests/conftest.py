@@ -28,6 +28,8 @@ from backend.embedded_redis import EmbeddedRedis
 from backend.queues import QUEUE_NAMES
 from backend.redis_store import client_from_url, get_redis
 
+pytest_plugins = ["tests.processes", "tests.smtp"]
+
 TEST_REDIS_DB = 13
 
 

@@ -359,3 +359,13 @@ def test_a_verification_token_cannot_reset_a_password(
     token = token_from(read_outbox(outbox)[0])
     body = {"token": token, "password": "a brand new secret"}
     assert_error(client.post(f"{API}/auth/password/reset", json=body), 422, "invalid_token")
+
+
+def test_writes_have_a_default_rate_limit_and_reads_do_not(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app(RATELIMIT_WRITES="2/minute").test_client()
+    body = {"email": "x@example.test"}
+    codes = [client.post(f"{API}/auth/password/forgot", json=body).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    assert all(client.get("/healthz").status_code == 200 for _ in range(5))

@@ -25,7 +25,7 @@ from backend.services.mail import (
     send_mail,
     send_mail_after_commit,
 )
-from tests.smtp import SmtpServer, free_port, smtp_server  # noqa: F401
+from tests.smtp import SmtpServer, free_port
 
 TOKEN = "vX3-q9_ZtK2mPw8aLr5"
 CONTEXT = {"full_name": "Ada Lovelace", "token": TOKEN, "expires_hours": 24}
@@ -83,7 +83,7 @@ def test_an_unknown_template_raises() -> None:
 def test_send_mail_is_delivered_over_smtp_by_a_worker(
     make_app: Callable[..., Flask],
     run_worker: Callable[[], bool],
-    smtp_server: SmtpServer,  # noqa: F811 - the imported fixture
+    smtp_server: SmtpServer,
 ) -> None:
     mail_app = make_app(MAIL_URL=smtp_server.url, MAIL_FROM=SENDER)
     with mail_app.app_context():
@@ -241,7 +241,7 @@ def test_outbox_messages_carry_their_metadata(
 )
 def test_tls_that_the_server_cannot_do_fails_instead_of_sending_in_clear(
     make_app: Callable[..., Flask],
-    smtp_server: SmtpServer,  # noqa: F811 - the imported fixture
+    smtp_server: SmtpServer,
     options: str,
     error: str,
 ) -> None:
@@ -254,7 +254,7 @@ def test_tls_that_the_server_cannot_do_fails_instead_of_sending_in_clear(
 
 def test_credentials_for_a_server_without_auth_fail_instead_of_sending(
     make_app: Callable[..., Flask],
-    smtp_server: SmtpServer,  # noqa: F811 - the imported fixture
+    smtp_server: SmtpServer,
 ) -> None:
     url = smtp_server.url.replace("smtp://", "smtp://user:secret@")
     payload = {"to": "b@example.test", "from": SENDER, "subject": "Hi", "text": "x\n"}
