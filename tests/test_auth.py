@@ -369,3 +369,12 @@ def test_writes_have_a_default_rate_limit_and_reads_do_not(
     codes = [client.post(f"{API}/auth/password/reset", json=body).status_code for _ in range(3)]
     assert codes == [422, 422, 429]
     assert all(client.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def test_client_ip_comes_from_trusted_proxies_only(make_app: Callable[..., Flask]) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    body = {"email": "ada@example.test", "password": "wrong password!"}
+    make_app().test_client().post(f"{API}/auth/login", json=body, headers=headers)
+    make_app(PROXY_FIX_X_FOR=1).test_client().post(f"{API}/auth/login", json=body, headers=headers)
+    ips = [e.ip for e in AuditEvent.select().order_by(AuditEvent.id)]
+    assert ips == ["127.0.0.1", "203.0.113.7"]

@@ -122,14 +122,10 @@ def refresh(*, claims: dict[str, Any], client: ClientInfo) -> TokenPair:
     session = AuthSession.get_by_id(session.id)  # a concurrent refresh may have rotated it
     if sessions.in_grace_window(session, presented) and session.revoked_at is None:
         return issue_tokens(user, session, session.current_jti)
-    with db.atomic():
-        sessions.revoke_where(AuthSession.id == session.id, reason="refresh_reuse")
-        audit.record(
-            "auth.refresh_reuse_detected",
-            client=client,
-            actor=user,
-            data={"session_id": session.id},
-        )
+    _end_session(
+        session.id, reason="refresh_reuse", action="auth.refresh_reuse_detected", user=user,
+        client=client,
+    )  # fmt: skip
     raise Unauthorized(
         "This refresh token was already used; the session has been ended for safety.",
         error="refresh_token_reused",
@@ -164,15 +160,9 @@ def revoke_session(*, user: User, session_id: int, client: ClientInfo) -> None:
         admin_sees_all=False,
         only=AuthSession.revoked_at.is_null(),
     )
-    with db.atomic():
-        sessions.revoke_where(AuthSession.id == target.id, reason="revoked")
-        audit.record(
-            "auth.session_revoked",
-            client=client,
-            actor=user,
-            target_type="session",
-            target_id=target.id,
-        )
+    _end_session(
+        target.id, reason="revoked", action="auth.session_revoked", user=user, client=client
+    )
 
 
 def forgot_password(*, email: str, client: ClientInfo) -> None:
@@ -214,6 +204,14 @@ def verify_email(*, token: str, client: ClientInfo) -> User:
         user.save()
         audit.record("user.email_verified", client=client, actor=user, target=user)
     return user
+
+
+def _end_session(
+    session_id: int, *, reason: str, action: str, user: User, client: ClientInfo
+) -> None:
+    with db.atomic():
+        sessions.revoke_where(AuthSession.id == session_id, reason=reason)
+        audit.record(action, client=client, actor=user, target_type="session", target_id=session_id)
 
 
 def _send_token_mail(user: User, purpose: str, template: str) -> None:
