@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+BASH = shutil.which("bash") or "/bin/bash"
 EMAIL = "bench@example.test"
 Request = Callable[[httpx.Client], None]
 _deadline = float("inf")
+BASELINE = "GET /healthz (baseline)"
+ME = "GET /users/me, valid token"
+CHECK = "is_active(sid), warm cache [in-process]"
+PING = "Redis PING, same client [in-process]"
 
 
 @dataclass
@@ -78,15 +83,14 @@ def procfile() -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
-def run(command: str, env: dict[str, str]) -> str:
-    """Run a shell command line from the project root; return stdout, raise with stderr."""
+def run(command: str, env: dict[str, str]) -> None:
+    """Run a shell command line from the project root; raise with its output if it fails."""
     result = subprocess.run(  # noqa: S603 - fixed command lines from this script and the Procfile
-        ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True,
+        [BASH, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True,
         timeout=min(120.0, remaining()), check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"{command!r} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout.strip()
 
 
 @contextmanager
@@ -110,18 +114,17 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{env['PORT']}"
     with log_path.open("w") as log:
         web = subprocess.Popen(  # noqa: S603 - the Procfile's own command line
-            ["bash", "-c", "exec " + procfile()["web"]], env=env, cwd=ROOT,
+            [BASH, "-c", "exec " + procfile()["web"]], env=env, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         while True:
             if web.poll() is not None:
                 raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
-            try:
+            with suppress(httpx.TransportError):
                 if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
                     break
-            except httpx.TransportError:
-                time.sleep(min(0.2, remaining()))
+            time.sleep(min(0.2, remaining()))
         yield base
     finally:
         web.send_signal(signal.SIGTERM)
@@ -140,32 +143,40 @@ def expect(response: httpx.Response, status: int) -> httpx.Response:
 
 
 def measure(name: str, base: str, request: Request, n: int, warmup: int, conc: int) -> Row:
-    """Time `n` calls of `request` over `conc` threads, each with a keep-alive client."""
-    barrier = threading.Barrier(conc)
+    """Time `n` calls of `request` over `conc` threads, each with its own keep-alive client.
 
-    def worker(count: int, warm: int) -> list[float]:
-        with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
-            for _ in range(warm):
-                remaining()
-                request(client)
-            barrier.wait(timeout=remaining())
-            times = []
-            for _ in range(count):
-                remaining()
-                start = time.perf_counter()
-                request(client)
-                times.append(time.perf_counter() - start)
-            return times
+    Warm-up calls are not counted; the wall time runs from the moment every thread has
+    warmed up to the last thread's end.
+    """
+    started: list[float] = []
+    barrier = threading.Barrier(conc, action=lambda: started.append(time.perf_counter()))
 
-    shares = [n // conc + (i < n % conc) for i in range(conc)]
-    warms = [warmup // conc + (i < warmup % conc) for i in range(conc)]
+    def worker(count: int, warm: int) -> tuple[list[float], float]:
+        times = []
+        try:
+            with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
+                for _ in range(warm):
+                    remaining()
+                    request(client)
+                barrier.wait(timeout=remaining())
+                for _ in range(count):
+                    remaining()
+                    start = time.perf_counter()
+                    request(client)
+                    times.append(time.perf_counter() - start)
+        except BaseException:
+            barrier.abort()  # release the other threads rather than leave them waiting
+            raise
+        return times, time.perf_counter()
+
+    def share(total: int, i: int) -> int:
+        return total // conc + (i < total % conc)
+
     with ThreadPoolExecutor(conc) as pool:
-        futures = [pool.submit(worker, count, warm) for count, warm in zip(shares, warms)]
-        start = time.perf_counter()  # re-taken below once every warm-up is over
-        results = [f.result() for f in futures]
-    wall = max(sum(r) for r in results) if conc > 1 else sum(results[0])
-    del start
-    return Row(name, [t for r in results for t in r], wall, conc)
+        jobs = [pool.submit(worker, share(n, i), share(warmup, i)) for i in range(conc)]
+        results = [job.result() for job in jobs]
+    wall = max(end for _, end in results) - started[0]
+    return Row(name, [t for times, _ in results for t in times], wall, conc)
 
 
 def time_calls(name: str, call: Callable[[], object], n: int) -> Row:
@@ -190,10 +201,8 @@ def in_process(config: dict[str, str], sid: int, n: int) -> list[Row]:
     with create_app(config).app_context(), db.connection_context():
         if not sessions.is_active(sid):
             raise RuntimeError(f"session {sid} is not active")
-        return [
-            time_calls("is_active(sid), warm cache [in-process]", lambda: sessions.is_active(sid), n),
-            time_calls("Redis PING, same client [in-process]", get_redis().ping, n),
-        ]
+        check = time_calls(CHECK, lambda: sessions.is_active(sid), n)
+        return [check, time_calls(PING, get_redis().ping, n)]
 
 
 def http_rows(base: str, password: str, n: int, conc: int) -> tuple[list[Row], int]:
@@ -210,17 +219,23 @@ def http_rows(base: str, password: str, n: int, conc: int) -> tuple[list[Row], i
             "refresh_token"
         ]
 
+    def get(path: str, status: int, headers: dict[str, str] | None = None) -> Request:
+        def request(client: httpx.Client) -> None:
+            expect(client.get(path, headers=headers), status)
+
+        return request
+
+    def login(client: httpx.Client) -> None:
+        expect(client.post("/api/v1/auth/login", json=creds), 200)
+
+    me = "/api/v1/users/me"
     rows = [
-        measure("GET /healthz (baseline)", base, lambda c: expect(c.get("/healthz"), 200), n, 50, conc),
-        measure("GET /users/me, no token (401)", base,
-                lambda c: expect(c.get("/api/v1/users/me"), 401), n, 50, conc),
-        measure("GET /users/me, valid token", base,
-                lambda c: expect(c.get("/api/v1/users/me", headers=bearer), 200), n, 50, conc),
+        measure(BASELINE, base, get("/healthz", 200), n, 50, conc),
+        measure("GET /users/me, no token (401)", base, get(me, 401), n, 50, conc),
+        measure(ME, base, get(me, 200, bearer), n, 50, conc),
         measure("POST /auth/refresh, rotation chain", base, rotate, n, 50, 1),
-        measure("POST /auth/login (argon2id)", base,
-                lambda c: expect(c.post("/api/v1/auth/login", json=creds), 200),
-                min(n, 40), 3, min(conc, 40)),
-    ]  # fmt: skip
+        measure("POST /auth/login (argon2id)", base, login, min(n, 40), 3, min(conc, 40)),
+    ]
     payload = pair["access_token"].split(".")[1]
     sid = int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
     return rows, sid
@@ -233,16 +248,14 @@ def report(rows: list[Row], header: str) -> None:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     print(header)
     for i, cells in enumerate(table):
-        line = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
-        print("  ".join(line))
+        pairs = enumerate(zip(cells, widths, strict=True))
+        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in pairs))
         if i == 0:
             print("  ".join("-" * w for w in widths))
     by = {row.name: row for row in rows}
-    extra = statistics.median(by["GET /users/me, valid token"].samples) - statistics.median(
-        by["GET /healthz (baseline)"].samples
-    )
-    check = statistics.fmean(by["is_active(sid), warm cache [in-process]"].samples) * 1e6
-    ping = statistics.fmean(by["Redis PING, same client [in-process]"].samples) * 1e6
+    extra = statistics.median(by[ME].samples) - statistics.median(by[BASELINE].samples)
+    check = statistics.fmean(by[CHECK].samples) * 1e6
+    ping = statistics.fmean(by[PING].samples) * 1e6
     print(
         f"revocation check + user lookup add {extra * 1e3:.2f} ms at p50 over /healthz; "
         f"the revocation check alone costs {check:.0f} µs ({ping:.0f} µs for a bare Redis PING)"
@@ -284,7 +297,7 @@ def main() -> None:
             }
             password = secrets.token_urlsafe(15)  # 20 characters
             run(procfile()["release"], env)
-            run(f"flask --app wsgi create-admin --email {EMAIL} --password {password}", env)
+            run(f"flask --app wsgi create-admin --email {EMAIL} --password={password}", env)
             with gunicorn(env, tmp / "gunicorn.log") as base:
                 rows, sid = http_rows(base, password, args.requests, args.concurrency)
             rows += in_process(config, sid, 2000)
@@ -300,4 +313,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TimeoutError as exc:
+        sys.exit(f"bench/auth.py: {exc}")
