@@ -15,11 +15,17 @@ from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 import backend
-from backend.api import auth, errors, ops, security, users
+from backend.api import auth, errors, notifications, ops, orders, products, security, users
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
-API_BLUEPRINTS: list[flask_smorest.Blueprint] = [auth.blp, users.blp]
+API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
+    auth.blp,
+    users.blp,
+    products.blp,
+    orders.blp,
+    notifications.blp,
+]
 
 
 class Api(flask_smorest.Api):

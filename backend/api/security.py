@@ -14,7 +14,13 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, g, request
-from flask_jwt_extended import JWTManager, current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import (
+    JWTManager,
+    current_user,
+    get_current_user,
+    get_jwt,
+    verify_jwt_in_request,
+)
 from flask_smorest import Blueprint
 
 from backend.api.errors import error_response
@@ -56,6 +62,13 @@ def auth_required(
 def caller() -> User:
     """Return the authenticated user of this request."""
     user: User = current_user._get_current_object()
+    return user
+
+
+def optional_caller() -> User | None:
+    """Return the signed-in user if the request carries a token (a bad token is still 401)."""
+    verify_jwt_in_request(optional=True)
+    user: User | None = get_current_user()
     return user
 
 

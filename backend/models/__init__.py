@@ -2,13 +2,27 @@
 
 from backend.models.auth import AuditEvent, AuthSession, OneTimeToken
 from backend.models.base import BaseModel, UTCDateTimeField, utcnow
+from backend.models.catalog import (
+    ORDER_STATUSES,
+    IdempotencyRecord,
+    Notification,
+    Order,
+    OrderLine,
+    Product,
+)
 from backend.models.user import User
 
 __all__ = [
+    "ORDER_STATUSES",
     "AuditEvent",
     "AuthSession",
     "BaseModel",
+    "IdempotencyRecord",
+    "Notification",
     "OneTimeToken",
+    "Order",
+    "OrderLine",
+    "Product",
     "UTCDateTimeField",
     "User",
     "utcnow",

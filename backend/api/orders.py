@@ -1,0 +1,94 @@
+"""Orders: place (with `Idempotency-Key`), list, read, cancel, and the admin status flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+
+from backend.api.idempotency import current_key, idempotent
+from backend.api.security import auth_required, caller, client_info
+from backend.schemas.catalog import (
+    OrderCreateSchema,
+    OrderQuerySchema,
+    OrderSchema,
+    OrderStatusSchema,
+)
+from backend.services import orders
+from backend.services.orders import OrderItem
+
+blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders.")
+
+
+@blp.route("", methods=["POST"])
+@auth_required(blp)
+@idempotent
+@blp.arguments(OrderCreateSchema)
+@blp.response(201, OrderSchema)
+@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+def place_order(payload: dict[str, Any]) -> Any:
+    """Place an order; stock is taken at once.
+
+    409 `insufficient_stock` lists each short product with requested and
+    available quantities. Send an `Idempotency-Key` to make retries safe.
+    """
+    order, _created = orders.place_order(
+        user=caller(),
+        items=[OrderItem(**item) for item in payload["items"]],
+        note=payload["note"],
+        idempotency_key=current_key(),
+    )
+    return order
+
+
+@blp.route("")
+@auth_required(blp)
+@blp.arguments(OrderQuerySchema, location="query")
+@blp.response(200, OrderSchema(many=True))
+@blp.paginate()
+def list_orders(query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+    """List the caller's orders, newest first (admins: everyone's, or `?user_id=`)."""
+    page, total = orders.list_orders(
+        user=caller(),
+        owner_id=query.get("user_id"),
+        status=query.get("status"),
+        page=pagination_parameters.page,
+        page_size=pagination_parameters.page_size,
+    )
+    pagination_parameters.item_count = total
+    return page
+
+
+@blp.route("/<int:order_id>")
+@auth_required(blp)
+@blp.response(200, OrderSchema)
+def get_order(order_id: int) -> Any:
+    """Return one of the caller's orders (admins: any)."""
+    return orders.get_order(user=caller(), order_id=order_id)
+
+
+@blp.route("/<int:order_id>/cancel", methods=["POST"])
+@auth_required(blp)
+@blp.response(200, OrderSchema)
+def cancel_order(order_id: int) -> Any:
+    """Cancel a pending or confirmed order; its stock is returned.
+
+    409 `invalid_transition` once shipped.
+    """
+    return orders.cancel_order(user=caller(), order_id=order_id, client=client_info())
+
+
+@blp.route("/<int:order_id>/status", methods=["POST"])
+@auth_required(blp, role="admin")
+@blp.arguments(OrderStatusSchema)
+@blp.response(200, OrderSchema)
+def set_status(payload: dict[str, str], order_id: int) -> Any:
+    """Move an order to its next status (admin).
+
+    pending → confirmed → shipped → delivered; anything else is 409
+    `invalid_transition`.
+    """
+    return orders.set_status(
+        actor=caller(), order_id=order_id, status=payload["status"], client=client_info()
+    )

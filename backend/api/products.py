@@ -1,0 +1,88 @@
+"""The catalog: public reads (cached, with ETags), admin writes with If-Match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+
+from backend.api.security import auth_required, caller, client_info, optional_caller
+from backend.schemas.catalog import ProductQuerySchema, ProductSchema, ProductUpdateSchema
+from backend.services import products
+from backend.services.products import ProductFilter
+
+blp = Blueprint("products", __name__, url_prefix="/products", description="The catalog.")
+
+
+@blp.route("")
+@blp.arguments(ProductQuerySchema, location="query")
+@blp.response(200, ProductSchema(many=True))
+@blp.paginate()
+def list_products(query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+    """List products.
+
+    Search with `q` (name, sku, description), filter by price and stock, sort
+    with `sort`. Anonymous callers and users see active products only.
+    """
+    filters = ProductFilter(
+        **query, page=pagination_parameters.page, page_size=pagination_parameters.page_size
+    )
+    items, total = products.list_products(viewer=optional_caller(), filters=filters)
+    pagination_parameters.item_count = total
+    return items
+
+
+@blp.route("", methods=["POST"])
+@auth_required(blp, role="admin")
+@blp.arguments(ProductSchema)
+@blp.response(201, ProductSchema)
+def create_product(payload: dict[str, Any]) -> Any:
+    """Add a product (admin). 409 `sku_taken` for a duplicate sku."""
+    return products.create_product(actor=caller(), data=payload, client=client_info())
+
+
+@blp.route("/<int:product_id>")
+@blp.etag
+@blp.response(200, ProductSchema)
+def get_product(product_id: int) -> Any:
+    """Return a product, with an ETag (304 for a matching If-None-Match)."""
+    return products.get_product(viewer=optional_caller(), product_id=product_id)
+
+
+@blp.route("/<int:product_id>", methods=["PATCH"])
+@auth_required(blp, role="admin")
+@blp.etag
+@blp.arguments(ProductUpdateSchema)
+@blp.response(200, ProductSchema)
+def update_product(payload: dict[str, Any], product_id: int) -> Any:
+    """Change a product (admin). Needs `If-Match` with its ETag: 428 without, 412 if stale."""
+    current = products.get_product(viewer=caller(), product_id=product_id)
+    blp.check_etag(current, ProductSchema)
+    return products.update_product(
+        actor=caller(),
+        product_id=product_id,
+        expected_updated_at=current.updated_at,
+        changes=payload,
+        client=client_info(),
+    )
+
+
+@blp.route("/<int:product_id>", methods=["DELETE"])
+@auth_required(blp, role="admin")
+@blp.etag
+@blp.response(204)
+def delete_product(product_id: int) -> None:
+    """Delete a product (admin; `If-Match` required).
+
+    A product that was ever ordered is deactivated instead, so past orders
+    keep their lines.
+    """
+    current = products.get_product(viewer=caller(), product_id=product_id)
+    blp.check_etag(current, ProductSchema)
+    products.delete_product(
+        actor=caller(),
+        product_id=product_id,
+        expected_updated_at=current.updated_at,
+        client=client_info(),
+    )

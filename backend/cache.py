@@ -1,0 +1,62 @@
+"""A small read-through JSON cache on Redis that never turns an outage into an error.
+
+Entries are grouped by namespace; bumping a namespace's version (after a
+write commits) makes every entry of the old version unreachable at once, and
+they expire on their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import structlog
+
+from backend.redis_store import get_redis
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TTL_SECONDS = 300
+
+
+def _version_key(namespace: str) -> str:
+    return f"cache:{namespace}:version"
+
+
+def _version(namespace: str) -> int:
+    raw = get_redis().get(_version_key(namespace))
+    return int(raw) if raw else 0
+
+
+def cached(
+    namespace: str, key: str, compute: Callable[[], Any], *, ttl: int = DEFAULT_TTL_SECONDS
+) -> Any:
+    """Return the cached JSON value for `key`, computing and storing it on a miss.
+
+    With Redis unavailable, `compute()` is returned directly.
+    """
+    try:
+        full_key = f"cache:{namespace}:{_version(namespace)}:{key}"
+        hit = get_redis().get(full_key)
+    except redis.RedisError as exc:
+        log.warning("cache_unavailable", error=str(exc))
+        return compute()
+    if hit is not None:
+        return json.loads(hit)
+    value = compute()
+    try:
+        get_redis().set(full_key, json.dumps(value, separators=(",", ":")), ex=ttl)
+    except redis.RedisError as exc:
+        log.warning("cache_unavailable", error=str(exc))
+    return value
+
+
+def invalidate(namespace: str) -> None:
+    """Make every cached entry of `namespace` stale (call after the write commits)."""
+    try:
+        get_redis().incr(_version_key(namespace))
+    except redis.RedisError as exc:
+        # Entries expire within their TTL; nothing else to do without Redis.
+        log.error("cache_invalidation_failed", namespace=namespace, error=str(exc))

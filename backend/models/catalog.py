@@ -1,0 +1,96 @@
+"""Catalog and orders: products, orders with their lines, idempotency keys, notifications."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from peewee import (
+    BooleanField,
+    CharField,
+    Check,
+    DecimalField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from backend.models.base import BaseModel, UTCDateTimeField
+from backend.models.fields import JSONTextField
+from backend.models.user import User
+
+ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
+
+
+class Product(BaseModel):
+    """Something for sale. `stock` never goes below zero (a CHECK constraint guards it)."""
+
+    sku = CharField(max_length=64, unique=True)
+    name = CharField(max_length=200, index=True)
+    description = TextField(default="")
+    price = DecimalField(max_digits=12, decimal_places=2, auto_round=False)
+    currency = CharField(max_length=3, default="USD")
+    stock = IntegerField(default=0, constraints=[Check("stock >= 0")])
+    is_active = BooleanField(default=True, index=True)
+    image_file_id = IntegerField(null=True)
+
+
+class Order(BaseModel):
+    """A customer's order; its lines copy the price, sku and name at order time."""
+
+    user = ForeignKeyField(User, backref="orders", on_delete="CASCADE")
+    user_id: int
+    status = CharField(max_length=16, default="pending", index=True)
+    total = DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    currency = CharField(max_length=3)
+    note = CharField(max_length=500, default="")
+    idempotency_key = CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = ((("user", "idempotency_key"), True),)
+
+
+class OrderLine(BaseModel):
+    """One product in an order, frozen at the moment of ordering."""
+
+    order = ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
+    product = ForeignKeyField(Product, backref="order_lines", on_delete="RESTRICT")
+    product_id: int
+    sku = CharField(max_length=64)
+    name = CharField(max_length=200)
+    unit_price = DecimalField(max_digits=12, decimal_places=2)
+    quantity = IntegerField()
+    line_total = DecimalField(max_digits=14, decimal_places=2)
+
+
+class IdempotencyRecord(BaseModel):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed for 24 h."""
+
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    user_id: int
+    key = CharField(max_length=255)
+    request_hash = CharField(max_length=64)
+    response_status = IntegerField(null=True)
+    response_body = JSONTextField(null=True)
+    locked_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("user", "key"), True),)
+
+
+class Notification(BaseModel):
+    """Something a user should know about; also pushed live."""
+
+    user = ForeignKeyField(User, backref="notifications", on_delete="CASCADE")
+    user_id: int
+    kind = CharField(max_length=64)
+    title = CharField(max_length=200)
+    body = TextField(default="")
+    data = JSONTextField(default=dict)
+    read_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "read_at"), False),)
+
+
+__all__ = ["ORDER_STATUSES", "IdempotencyRecord", "Notification", "Order", "OrderLine", "Product"]

@@ -1,0 +1,125 @@
+"""Schemas for products and orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+MAX_PRICE = Decimal("9999999999.99")
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
+SORTS = ["name", "-name", "price", "-price", "created_at", "-created_at"]
+
+
+def two_places(value: Decimal) -> None:
+    """Refuse amounts with more than two decimal places."""
+    if value != value.quantize(Decimal("0.01")):
+        raise ValidationError("At most two decimal places.")
+
+
+def money(**kwargs: Any) -> fields.Decimal:
+    """A non-negative amount with at most two decimals, as a decimal string in JSON."""
+    return fields.Decimal(
+        as_string=True,
+        validate=[validate.Range(min=Decimal("0"), max=MAX_PRICE), two_places],
+        metadata={"example": "19.99"},
+        **kwargs,
+    )
+
+
+class ProductSchema(Schema):
+    """A product as clients see it."""
+
+    id = fields.Integer(dump_only=True)
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    price = money(required=True)
+    currency = fields.String(load_default="USD", validate=CURRENCY)
+    stock = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    is_active = fields.Boolean(load_default=True)
+    image_file_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class ProductUpdateSchema(ProductSchema):
+    """A partial product update (every field optional)."""
+
+    class Meta:
+        partial = True
+
+
+class ProductQuerySchema(Schema):
+    """Catalog filters."""
+
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    min_price = money()
+    max_price = money()
+    in_stock = fields.Boolean()
+    sort = fields.String(load_default="name", validate=validate.OneOf(SORTS))
+
+    @validates_schema
+    def _price_range(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise ValidationError("min_price is above max_price.", field_name="min_price")
+
+
+class OrderItemSchema(Schema):
+    """One line of a new order."""
+
+    product_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
+
+
+class OrderCreateSchema(Schema):
+    """A new order."""
+
+    items = fields.List(
+        fields.Nested(OrderItemSchema), required=True, validate=validate.Length(min=1, max=100)
+    )
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class OrderLineSchema(Schema):
+    """A line of a placed order (prices frozen at order time)."""
+
+    product_id = fields.Integer()
+    sku = fields.String()
+    name = fields.String()
+    unit_price = fields.Decimal(as_string=True)
+    quantity = fields.Integer()
+    line_total = fields.Decimal(as_string=True)
+
+
+class OrderSchema(Schema):
+    """An order as clients see it."""
+
+    id = fields.Integer()
+    user_id = fields.Integer()
+    status = fields.String()
+    items = fields.List(fields.Nested(OrderLineSchema), attribute="lines")
+    total = fields.Decimal(as_string=True)
+    currency = fields.String()
+    note = fields.String()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class OrderQuerySchema(Schema):
+    """Order list filters (`user_id` for admins)."""
+
+    user_id = fields.Integer(validate=validate.Range(min=1))
+    status = fields.String(
+        validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
+    )
+
+
+class OrderStatusSchema(Schema):
+    """An admin's status change."""
+
+    status = fields.String(
+        required=True, validate=validate.OneOf(["confirmed", "shipped", "delivered", "cancelled"])
+    )
