@@ -35,7 +35,8 @@ def cached(
 ) -> Any:
     """Return the cached JSON value for `key`, computing and storing it on a miss.
 
-    With Redis unavailable, `compute()` is returned directly.
+    Values go through JSON (non-JSON types via `str`). With Redis unavailable,
+    `compute()` is returned directly.
     """
     try:
         full_key = f"cache:{namespace}:{_version(namespace)}:{key}"
@@ -45,12 +46,13 @@ def cached(
         return compute()
     if hit is not None:
         return json.loads(hit)
-    value = compute()
+    # Hits and misses return the same thing: what survives a JSON round trip.
+    encoded = json.dumps(compute(), separators=(",", ":"), default=str)
     try:
-        get_redis().set(full_key, json.dumps(value, separators=(",", ":")), ex=ttl)
+        get_redis().set(full_key, encoded, ex=ttl)
     except redis.RedisError as exc:
         log.warning("cache_unavailable", error=str(exc))
-    return value
+    return json.loads(encoded)
 
 
 def invalidate(namespace: str) -> None:

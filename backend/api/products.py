@@ -53,7 +53,7 @@ def get_product(product_id: int) -> Any:
 @blp.route("/<int:product_id>", methods=["PATCH"])
 @auth_required(blp, role="admin")
 @blp.etag
-@blp.arguments(ProductUpdateSchema)
+@blp.arguments(ProductUpdateSchema(partial=True))
 @blp.response(200, ProductSchema)
 def update_product(payload: dict[str, Any], product_id: int) -> Any:
     """Change a product (admin). Needs `If-Match` with its ETag: 428 without, 412 if stale."""

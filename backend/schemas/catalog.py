@@ -8,19 +8,29 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 MAX_PRICE = Decimal("9999999999.99")
+CENT = Decimal("0.01")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 SORTS = ["name", "-name", "price", "-price", "created_at", "-created_at"]
 
 
 def two_places(value: Decimal) -> None:
     """Refuse amounts with more than two decimal places."""
-    if value != value.quantize(Decimal("0.01")):
+    if value != value.quantize(CENT):
         raise ValidationError("At most two decimal places.")
 
 
-def money(**kwargs: Any) -> fields.Decimal:
+class Money(fields.Decimal):
+    """A decimal string with exactly two places on output ("10.00"); input is not rounded."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is not None:
+            value = Decimal(value).quantize(CENT)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+def money(**kwargs: Any) -> Money:
     """A non-negative amount with at most two decimals, as a decimal string in JSON."""
-    return fields.Decimal(
+    return Money(
         as_string=True,
         validate=[validate.Range(min=Decimal("0"), max=MAX_PRICE), two_places],
         metadata={"example": "19.99"},
@@ -45,10 +55,7 @@ class ProductSchema(Schema):
 
 
 class ProductUpdateSchema(ProductSchema):
-    """A partial product update (every field optional)."""
-
-    class Meta:
-        partial = True
+    """A partial product update: use it as `ProductUpdateSchema(partial=True)`."""
 
 
 class ProductQuerySchema(Schema):
@@ -89,9 +96,9 @@ class OrderLineSchema(Schema):
     product_id = fields.Integer()
     sku = fields.String()
     name = fields.String()
-    unit_price = fields.Decimal(as_string=True)
+    unit_price = Money(as_string=True)
     quantity = fields.Integer()
-    line_total = fields.Decimal(as_string=True)
+    line_total = Money(as_string=True)
 
 
 class OrderSchema(Schema):
@@ -101,7 +108,7 @@ class OrderSchema(Schema):
     user_id = fields.Integer()
     status = fields.String()
     items = fields.List(fields.Nested(OrderLineSchema), attribute="lines")
-    total = fields.Decimal(as_string=True)
+    total = Money(as_string=True)
     currency = fields.String()
     note = fields.String()
     created_at = fields.AwareDateTime()
