@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from werkzeug.test import TestResponse
+
+from backend.events import stream_key
+from backend.redis_store import get_redis
 
 ERROR_KEYS = {"code", "status", "error", "message"}
 
@@ -30,3 +34,9 @@ def assert_error(response: TestResponse, code: int, error: str) -> dict[str, Any
     for leak in ("Traceback", 'File "', "/work/", "site-packages", "SELECT "):
         assert leak not in text
     return body
+
+
+def stream_events(channel: str) -> list[tuple[str, dict[str, Any]]]:
+    """Return `(type, data)` of every event in `channel`'s stream, oldest first."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = get_redis().xrange(stream_key(channel))  # type: ignore[assignment]
+    return [(fields[b"type"].decode(), json.loads(fields[b"data"])) for _id, fields in entries]

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Flask
 
 from backend.db import db
 from backend.events import WAKE_CHANNEL, publish, publish_after_commit, stream_key
 from backend.models import User
 from backend.redis_store import get_redis
-
-
-def stream_events(channel: str) -> list[tuple[str, dict[str, object]]]:
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = get_redis().xrange(stream_key(channel))  # type: ignore[assignment]
-    return [(fields[b"type"].decode(), json.loads(fields[b"data"])) for _id, fields in entries]
+from tests.helpers import stream_events
 
 
 def test_publish_appends_to_the_channel_stream_and_returns_its_id(app: Flask) -> None:

@@ -9,12 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from backend.events import stream_key
 from backend.models import AuditEvent, Order, OrderLine, Product, User
-from backend.redis_store import get_redis
 from tests.accounts import login, make_user
 from tests.catalog import make_product
-from tests.helpers import assert_error, json_body
+from tests.helpers import assert_error, json_body, stream_events
 
 API = "/api/v1"
 
@@ -23,11 +21,6 @@ API = "/api/v1"
 def admin(client: FlaskClient) -> dict[str, str]:
     make_user("root@example.test", role="admin")
     return login(client, "root@example.test").headers
-
-
-def events(channel: str) -> list[tuple[str, dict[str, object]]]:
-    entries = get_redis().xrange(stream_key(channel))
-    return [(f[b"type"].decode(), json.loads(f[b"data"])) for _, f in entries]  # type: ignore[union-attr]
 
 
 def names(response: object) -> list[str]:
@@ -115,7 +108,7 @@ def test_create_validates_and_refuses_duplicate_skus(
     assert created.status_code == 201
     assert json_body(created)["price"] == "7.50"
     assert_error(client.post(f"{API}/products", json=body, headers=admin), 409, "sku_taken")
-    assert events("products")[0][0] == "product.created"
+    assert stream_events("products")[0][0] == "product.created"
     assert AuditEvent.select().where(AuditEvent.action == "product.created").count() == 1
 
 
@@ -161,7 +154,9 @@ def test_patch_needs_a_fresh_if_match(client: FlaskClient, admin: dict[str, str]
     assert json_body(ok)["stock"] == 1
     stale = client.patch(url, json={"stock": 2}, headers={**admin, "If-Match": etag})
     assert_error(stale, 412, "precondition_failed")
-    assert ("product.updated", {**events("products")[-1][1], "stock": 1}) == events("products")[-1]
+    assert ("product.updated", {**stream_events("products")[-1][1], "stock": 1}) == stream_events(
+        "products"
+    )[-1]
 
 
 def test_patch_to_a_taken_sku_is_409(client: FlaskClient, admin: dict[str, str]) -> None:
@@ -190,4 +185,4 @@ def test_delete_is_hard_unless_the_product_was_ordered(
         assert client.delete(url, headers={**admin, "If-Match": etag}).status_code == 204
     assert Product.get_or_none(Product.id == unsold.id) is None
     assert Product.get_by_id(sold.id).is_active is False
-    assert [e[0] for e in events("products")] == ["product.deleted", "product.deleted"]
+    assert [e[0] for e in stream_events("products")] == ["product.deleted", "product.deleted"]
