@@ -7,12 +7,14 @@ reverse proxy set `PROXY_FIX_X_FOR` so the client's IP is the one limited.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
-from flask_limiter import Limiter
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from backend.api.errors import error_response
 from backend.redis_store import redis_url
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -26,7 +28,7 @@ limiter = Limiter(
     key_func=get_remote_address,
     default_limits=[lambda: current_app.config["RATELIMIT_WRITES"]],
     default_limits_exempt_when=_is_read,
-    headers_enabled=True,
+    headers_enabled=False,  # Retry-After on 429 only (see `_too_many_requests`)
     swallow_errors=True,  # if Redis is down, serve rather than fail every request
 )
 
@@ -48,9 +50,20 @@ def storage_uri(url: str) -> str:
     return "redis+" + url if url.startswith("unix://") else url
 
 
+def _too_many_requests(exc: RateLimitExceeded) -> Response:
+    current = limiter.current_limit
+    wait = int(current.reset_at - time.time()) if current is not None else 60
+    return error_response(
+        429,
+        message=f"Too many requests ({exc.description}); try again later.",
+        headers={"Retry-After": str(max(1, wait))},
+    )
+
+
 def init_app(app: Flask) -> None:
-    """Store the limits in the app's Redis."""
+    """Store the limits in the app's Redis and answer breaches in the error shape."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(redis_url(app)))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "ratelimit")
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, _too_many_requests)
