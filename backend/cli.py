@@ -13,7 +13,7 @@ from backend import devserver
 from backend.db import db, migrate
 from backend.errors import DomainError
 from backend.redis_store import redis_url
-from backend.services import users
+from backend.services import products, users
 
 
 @click.command("dev")
@@ -52,13 +52,14 @@ def create_admin_command(email: str, password: str | None) -> None:
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
-    """Create (or reset) a demo admin and a demo user, and print their credentials."""
+    """Create (or reset) a demo admin and user, print their credentials; add a demo catalog."""
     for email, role in (("admin@example.com", "admin"), ("user@example.com", "user")):
         password = secrets.token_urlsafe(12)
         user, _ = users.ensure_admin(email=email, password=password)
         if role == "user":
             users.set_role(user=user, role="user")
         click.echo(f"{role:5}  {email}  {password}")
+    click.echo(f"catalog: {products.seed_demo_catalog()} products added")
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from backend.services import health
+from backend.services import health, idempotency
 from jobs.base import job
 
 
@@ -18,3 +18,9 @@ def check_health() -> dict[str, str]:
     """
     report = health.check_readiness()
     return {**report, "host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+@job
+def purge_idempotency_keys() -> dict[str, int]:
+    """Delete `Idempotency-Key` records older than 24 h, so their keys can be used again."""
+    return {"purged": idempotency.purge_expired()}

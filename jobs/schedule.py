@@ -11,3 +11,5 @@ from jobs import maintenance
 # Every 5 minutes a worker proves it can reach the database and Redis; a
 # failure shows up in RQ's failed registry and the worker logs.
 cron.register(maintenance.check_health, queue_name="low", interval=300)
+# Idempotency keys live 24 h; purge the expired ones every hour.
+cron.register(maintenance.purge_idempotency_keys, queue_name="low", interval=3600)

@@ -61,3 +61,18 @@ def test_unknown_queue_is_refused(app: Flask) -> None:
 
 def test_queues_are_named_by_priority() -> None:
     assert QUEUE_NAMES == ("high", "default", "low")
+
+
+def test_the_cron_schedule_loads_and_names_real_jobs() -> None:
+    from rq import cron
+
+    import jobs.schedule  # noqa: F401 - registers the jobs
+
+    registered = {entry["func"].__name__ for entry in cron._job_data_registry}
+    assert {"check_health", "purge_idempotency_keys"} <= registered
+
+
+def test_purge_job_runs_on_a_worker(app: Flask, run_worker: Callable[[], bool]) -> None:
+    job = enqueue(maintenance.purge_idempotency_keys)
+    run_worker()
+    assert job.return_value() == {"purged": 0}

@@ -162,7 +162,9 @@ def test_create_admin_is_idempotent_and_promotes(runner: FlaskCliRunner) -> None
 def test_seed_demo_prints_working_credentials(runner: FlaskCliRunner, client: FlaskClient) -> None:
     result = runner.invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.output.strip().splitlines()]
+    *accounts, catalog = result.output.strip().splitlines()
+    assert catalog == "catalog: 28 products added"
+    rows = [line.split() for line in accounts]
     assert [(r[0], r[1]) for r in rows] == [
         ("admin", "admin@example.com"),
         ("user", "user@example.com"),
@@ -170,6 +172,7 @@ def test_seed_demo_prints_working_credentials(runner: FlaskCliRunner, client: Fl
     for role, email, password in rows:
         assert login(client, email, password).user_id
         assert User.get(User.email == email).role == role
+    assert "catalog: 0 products added" in runner.invoke(args=["seed-demo"]).output
 
 
 def test_a_deleted_users_token_stops_working(client: FlaskClient) -> None:

@@ -222,3 +222,34 @@ def _encode_page(items: list[Product], total: int) -> dict[str, Any]:
 def _encode_one(product_id: int) -> dict[str, Any] | None:
     product = Product.get_or_none(Product.id == product_id)
     return _encode(product) if product is not None else None
+
+
+DEMO_CATALOG = [
+    ("Tea", ["Green", "Black", "Oolong", "White", "Earl Grey", "Chai", "Mint", "Rooibos"], "4.50"),
+    ("Coffee", ["Espresso", "Colombia", "Ethiopia", "Decaf", "House blend", "Kenya"], "11.90"),
+    ("Mug", ["Classic", "Travel", "Enamel", "Glass", "Stoneware", "Espresso cup"], "8.00"),
+    ("Kettle", ["Electric", "Gooseneck", "Stovetop"], "39.00"),
+    ("Brewer", ["French press", "Pour-over", "Moka pot", "Cold brew jar", "Aeropress"], "24.50"),
+]
+
+
+def seed_demo_catalog() -> int:
+    """Create the demo catalog (a few dozen products) if absent; return how many were added."""
+    added = 0
+    with db.atomic():
+        for family, variants, price in DEMO_CATALOG:
+            for number, variant in enumerate(variants, start=1):
+                sku = f"{family[:3].upper()}-{number:03d}"
+                _, created = Product.get_or_create(
+                    sku=sku,
+                    defaults={
+                        "name": f"{variant} {family.lower()}",
+                        "description": f"Our {variant.lower()} {family.lower()}.",
+                        "price": Decimal(price) + number,
+                        "stock": 10 * number,
+                    },
+                )
+                added += int(created)
+    if added:
+        db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
+    return added
