@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 
@@ -9,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from backend import devserver
+from backend import devserver, events
 from backend.db import db, migrate
 from backend.errors import DomainError
 from backend.redis_store import redis_url
@@ -62,8 +63,25 @@ def seed_demo_command() -> None:
     click.echo(f"catalog: {products.seed_demo_catalog()} products added")
 
 
+@click.command("publish-event")
+@click.argument("channel")
+@click.argument("event_type")
+@click.argument("data", default="{}")
+@with_appcontext
+def publish_event_command(channel: str, event_type: str, data: str) -> None:
+    """Publish an event to a live channel, e.g. `publish-event products maintenance '{}'`."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="DATA") from exc
+    if not isinstance(payload, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="DATA")
+    click.echo(events.publish(channel, event_type, payload))
+
+
 def init_app(app: Flask) -> None:
     """Register the project's CLI commands."""
     app.cli.add_command(dev_command)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(publish_event_command)

@@ -64,6 +64,12 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "RATELIMIT_FORGOT_PER_IP": env.get("RATELIMIT_FORGOT_PER_IP", "10/hour"),
         "RATELIMIT_FORGOT_PER_EMAIL": env.get("RATELIMIT_FORGOT_PER_EMAIL", "3/hour"),
         "RATELIMIT_WRITES": env.get("RATELIMIT_WRITES", "300/minute"),
+        "SSE_RETRY_MS": _int(env, "SSE_RETRY_MS", 3000),
+        "SSE_HEARTBEAT_SECONDS": _int(env, "SSE_HEARTBEAT_SECONDS", 15),
+        "SSE_MAX_LIFETIME_SECONDS": _int(env, "SSE_MAX_LIFETIME_SECONDS", 3600),
+        "SSE_QUEUE_SIZE": _int(env, "SSE_QUEUE_SIZE", 256),
+        "EVENTS_MAXLEN": _int(env, "EVENTS_MAXLEN", 1000),
+        "EVENTS_TTL_SECONDS": _int(env, "EVENTS_TTL_SECONDS", 24 * 3600),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }

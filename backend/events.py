@@ -1,27 +1,59 @@
-"""The events seam: `publish(channel, type, data)` for domain events.
+"""The events seam: `publish(channel, type, data)` and reading a channel's history.
 
 Services and jobs call `publish_after_commit` inside their transaction (or
-`publish` outside one); the event is delivered only once the data it
-describes is committed. Each event is appended to a capped Redis Stream per
-channel, whose entry id becomes the SSE `id:`, and a wake-up is published so
-live subscribers fetch it. Works the same from web processes, workers and
-the CLI.
+`publish` outside one), so an event goes out only once the data it describes
+is committed. One Lua call appends the event to the channel's capped Redis
+Stream (its entry id is the SSE `id:`) and publishes it on the channel's
+live Pub/Sub channel, so the stream order and the live order are the same.
+Works the same from web processes, workers and the CLI.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
+import redis
 from flask import current_app
 
 from backend.db import db
 from backend.redis_store import get_redis
 
 STREAM_PREFIX = "events:"
-WAKE_CHANNEL = "events:wake"
+LIVE_PREFIX = "events:live:"
 DEFAULT_MAXLEN = 1000
 DEFAULT_TTL_SECONDS = 24 * 3600
+
+COUNTER_PREFIX = "events:n:"
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+# Each entry also carries `n`, its position in the channel since the counter
+# began, so a client that saw nothing can tell whether anything was trimmed.
+_PUBLISH = """
+local n = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                      'type', ARGV[2], 'data', ARGV[3], 'n', n)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', KEYS[2], id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+return id
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of one channel."""
+
+    channel: str
+    id: str
+    type: str
+    data: str  # JSON text, passed through untouched
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """The stream id as a comparable pair."""
+        return parse_id(self.id)
 
 
 def stream_key(channel: str) -> str:
@@ -29,19 +61,34 @@ def stream_key(channel: str) -> str:
     return f"{STREAM_PREFIX}{channel}"
 
 
+def live_channel(channel: str) -> str:
+    """Return the Pub/Sub channel on which `channel`'s events go out live."""
+    return f"{LIVE_PREFIX}{channel}"
+
+
+def parse_id(stream_id: str) -> tuple[int, int]:
+    """Turn a stream id (`"1700000000000-3"`) into `(1700000000000, 3)`.
+
+    Raises `ValueError` for anything else.
+    """
+    millis, _, seq = stream_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
 def publish(channel: str, type: str, data: dict[str, Any]) -> str:  # noqa: A002 - contract name
-    """Append an event to `channel`'s stream now and wake subscribers; return its id."""
+    """Append an event to `channel`'s history and send it live now; return its id."""
     config = current_app.config
-    maxlen = int(config.get("EVENTS_MAXLEN", DEFAULT_MAXLEN))
-    ttl = int(config.get("EVENTS_TTL_SECONDS", DEFAULT_TTL_SECONDS))
     payload = json.dumps(data, separators=(",", ":"), default=str)
-    client = get_redis()
-    key = stream_key(channel)
-    with client.pipeline(transaction=True) as pipe:
-        pipe.xadd(key, {"type": type, "data": payload}, maxlen=maxlen, approximate=True)
-        pipe.expire(key, ttl)
-        pipe.publish(WAKE_CHANNEL, channel)
-        event_id = pipe.execute()[0]
+    script = get_redis().register_script(_PUBLISH)
+    event_id = script(
+        keys=[stream_key(channel), live_channel(channel), f"{COUNTER_PREFIX}{channel}"],
+        args=[
+            int(config.get("EVENTS_MAXLEN", DEFAULT_MAXLEN)),
+            type,
+            payload,
+            int(config.get("EVENTS_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
+        ],
+    )
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 
@@ -51,3 +98,54 @@ def publish_after_commit(channel: str, type: str, data: dict[str, Any]) -> None:
     A rolled-back transaction publishes nothing.
     """
     db.after_commit(lambda: publish(channel, type, data))
+
+
+def decode_live(channel: str, message: bytes) -> Event:
+    """Parse a live Pub/Sub message of `channel`."""
+    event_id, type_, data = message.decode().split("\n", 2)
+    return Event(channel, event_id, type_, data)
+
+
+def latest_id(client: redis.Redis, channel: str) -> str:
+    """Return the id of the newest event of `channel` (`"0-0"` when it has none)."""
+    newest = cast(Entries, client.xrevrange(stream_key(channel), count=1))
+    return _decode(newest[0][0]) if newest else "0-0"
+
+
+def history_after(
+    client: redis.Redis, channel: str, after: str, *, limit: int
+) -> tuple[list[Event], bool]:
+    """Return the events of `channel` after id `after`, oldest first, and whether all are there.
+
+    `after` is the id of the last event the client saw, or `"0-0"` for none.
+    False means some events after it are gone (trimmed, expired, lost in a
+    Redis restart), `after` is unknown, or more than `limit` are missing:
+    the client must refetch.
+    """
+    key = stream_key(channel)
+    if after == "0-0":
+        entries = _xrange(client, key, count=limit + 1)
+        complete = not entries or entries[0][1].get(b"n") == b"1"
+    else:
+        parse_id(after)  # ValueError for garbage
+        # Trimming removes the oldest entries first: if the last seen event is
+        # still there, everything after it is too.
+        if not _xrange(client, key, min=after, max=after, count=1):
+            return [], False
+        entries = _xrange(client, key, min=f"({after}", count=limit + 1)
+        complete = True
+    if not complete or len(entries) > limit:
+        return [], False
+    return [_event(channel, entry_id, fields) for entry_id, fields in entries], True
+
+
+def _xrange(client: redis.Redis, key: str, **kwargs: Any) -> Entries:
+    return cast(Entries, client.xrange(key, **kwargs))
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _event(channel: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
+    return Event(channel, _decode(entry_id), _decode(fields[b"type"]), _decode(fields[b"data"]))

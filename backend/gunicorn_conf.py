@@ -45,6 +45,19 @@ def post_fork(server: Any, worker: Any) -> None:
     patch_psycopg()
 
 
+def post_worker_init(worker: Any) -> None:
+    """On a graceful stop (SIGTERM), end the worker's event streams so it exits promptly."""
+    import signal
+
+    from backend.sse import close_all
+
+    def stop(signum: int, frame: Any) -> None:
+        close_all()
+        worker.handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the Prometheus files."""
     from prometheus_client import multiprocess

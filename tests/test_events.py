@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend.db import db
-from backend.events import WAKE_CHANNEL, publish, publish_after_commit, stream_key
+from backend.events import live_channel, publish, publish_after_commit, stream_key
 from backend.models import User
 from backend.redis_store import get_redis
 from tests.helpers import stream_events
@@ -24,7 +24,7 @@ def test_publish_appends_to_the_channel_stream_and_returns_its_id(app: Flask) ->
 
 def test_publish_wakes_subscribers(app: Flask) -> None:
     pubsub = get_redis().pubsub()
-    pubsub.subscribe(WAKE_CHANNEL)
+    pubsub.subscribe(live_channel("user:7"))
     subscribed = pubsub.get_message(timeout=1)
     assert subscribed is not None
     assert subscribed["type"] == "subscribe"
@@ -32,7 +32,9 @@ def test_publish_wakes_subscribers(app: Flask) -> None:
     message = pubsub.get_message(timeout=1)
     pubsub.close()
     assert message is not None
-    assert message["data"] == b"user:7"
+    event_id, kind, data = message["data"].decode().split("\n")
+    assert (kind, data) == ("order.created", '{"id":3}')
+    assert stream_events("user:7") == [("order.created", {"id": 3})]
 
 
 def test_history_is_capped(app: Flask) -> None:

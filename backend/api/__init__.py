@@ -15,7 +15,17 @@ from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 import backend
-from backend.api import auth, errors, notifications, ops, orders, products, security, users
+from backend.api import (
+    auth,
+    errors,
+    events,
+    notifications,
+    ops,
+    orders,
+    products,
+    security,
+    users,
+)
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
@@ -25,6 +35,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     products.blp,
     orders.blp,
     notifications.blp,
+    events.blp,
 ]
 
 

@@ -28,6 +28,7 @@ SEEN_KEY = "auth:seen:{}"
 ACTIVE_CACHE_SECONDS = 300
 SEEN_THROTTLE_SECONDS = 60
 ACTIVE, REVOKED = b"1", b"0"
+REVOKED_CHANNEL = "auth:revoked"
 
 
 def new_jti() -> str:
@@ -157,6 +158,8 @@ def _cache_revoked(ids: Iterable[int]) -> None:
         with get_redis().pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.set(STATE_KEY.format(session_id), REVOKED, ex=_revoked_cache_seconds())
+            # Live event streams of these sessions end at once (see backend.sse).
+            pipe.publish(REVOKED_CHANNEL, ",".join(str(i) for i in ids))
             pipe.execute()
     except redis.RedisError as exc:  # the database stays authoritative
         log.error("session_revocation_not_cached", error=str(exc), session_ids=list(ids))

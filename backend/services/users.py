@@ -134,3 +134,9 @@ def set_role(*, user: User, role: str) -> User:
     user.role = role
     user.save()
     return user
+
+
+def get_active_user(user_id: int) -> User | None:
+    """Return the user if it exists and is active."""
+    user = User.get_or_none(User.id == user_id)
+    return user if user is not None and user.is_active else None

@@ -1,0 +1,234 @@
+"""The live-events hub: one Redis Pub/Sub connection per process, fanned out to SSE clients.
+
+Each web process runs one `Hub`. It keeps a single Pub/Sub connection
+subscribed to the live channel of every channel its clients listen to
+(reference-counted: subscribed by the first client, unsubscribed after the
+last) and copies each event into the bounded queue of every interested
+client. A client whose queue overflows is dropped (it resumes from its last
+event on reconnect) rather than slowing the others. Revoked sessions are
+pushed to the hub and their streams end at once. If Redis drops the
+connection, every stream is ended so clients reconnect and replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import redis
+import structlog
+from prometheus_client import Counter, Gauge
+
+from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
+from backend.services.sessions import REVOKED_CHANNEL
+
+log = structlog.get_logger(__name__)
+
+CONTROL_CHANNEL = "events:control"
+SUBSCRIBE_TIMEOUT = 5.0
+
+CONNECTIONS = Gauge("sse_connections", "Open event streams.", multiprocess_mode="livesum")
+DELIVERED = Counter("sse_events_delivered_total", "Events written to event streams.")
+DROPPED = Counter(
+    "sse_events_dropped_total", "Events not queued because a client's queue was full."
+)
+
+
+class HubUnavailable(RuntimeError):
+    """Redis did not confirm a subscription in time."""
+
+
+class Subscriber:
+    """One open stream: the channels it reads and its bounded queue of events."""
+
+    def __init__(self, channels: list[str], *, session_id: int, maxsize: int) -> None:
+        """Create a subscriber for `channels`, owned by device session `session_id`."""
+        self.channels = channels
+        self.session_id = session_id
+        self.queue: queue.Queue[Event | None] = queue.Queue(maxsize)
+        self.ended: str | None = None  # why the hub ended this stream, if it did
+
+    def offer(self, event: Event) -> None:
+        """Queue an event, or end the stream if the client cannot keep up."""
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            DROPPED.inc()
+            self.end("overflow")
+
+    def end(self, reason: str) -> None:
+        """Ask the stream to finish (it wakes up if it is waiting)."""
+        if self.ended is None:
+            self.ended = reason
+        with contextlib.suppress(queue.Full):  # a full queue: the stream sees `ended` next
+            self.queue.put_nowait(None)
+
+
+class Hub:
+    """Fans events out from one Redis Pub/Sub connection to this process's subscribers."""
+
+    def __init__(self, url: str) -> None:
+        """Prepare a hub on the Redis at `url` (the listener starts on first use)."""
+        name = f"sse-hub-{os.getpid()}"
+        self._client = redis.Redis.from_url(url, health_check_interval=30, client_name=name)
+        self._lock = threading.Lock()
+        self._by_channel: dict[str, set[Subscriber]] = defaultdict(set)
+        self._by_session: dict[int, set[Subscriber]] = defaultdict(set)
+        self._ready: dict[str, threading.Event] = {}
+        self._pending: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.closing = False
+
+    def add(self, subscriber: Subscriber) -> None:
+        """Start delivering to `subscriber`; returns once Redis confirmed its channels.
+
+        Raises `HubUnavailable` if Redis does not confirm within a few seconds.
+        """
+        self._ensure_running()
+        waits = []
+        with self._lock:
+            self._by_session[subscriber.session_id].add(subscriber)
+            for channel in subscriber.channels:
+                self._by_channel[channel].add(subscriber)
+                if channel not in self._ready:
+                    self._ready[channel] = threading.Event()
+                    self._pending.put(("subscribe", live_channel(channel)))
+                waits.append(self._ready[channel])
+            CONNECTIONS.inc()
+        self._wake()
+        if not all(ready.wait(SUBSCRIBE_TIMEOUT) for ready in waits):
+            self.remove(subscriber)
+            raise HubUnavailable("Redis did not confirm the subscription")
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Stop delivering to `subscriber`; unsubscribe channels nobody reads any more."""
+        with self._lock:
+            self._discard(self._by_session, subscriber.session_id, subscriber)
+            for channel in subscriber.channels:
+                if self._discard(self._by_channel, channel, subscriber):
+                    self._ready.pop(channel, None)
+                    self._pending.put(("unsubscribe", live_channel(channel)))
+            CONNECTIONS.dec()
+
+    def subscriber_count(self) -> int:
+        """Return how many streams this hub serves."""
+        with self._lock:
+            return sum(len(subs) for subs in self._by_session.values())
+
+    def close(self) -> None:
+        """End every stream now (worker shutdown). Safe to call from a signal handler."""
+        self.closing = True
+        for subscribers in list(self._by_session.values()):
+            for subscriber in list(subscribers):
+                subscriber.end("shutdown")
+
+    @staticmethod
+    def _discard(index: dict[Any, set[Subscriber]], key: Any, subscriber: Subscriber) -> bool:
+        members = index.get(key)
+        if members is None:
+            return False
+        members.discard(subscriber)
+        if members:
+            return False
+        del index[key]
+        return True
+
+    def _ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sse-hub", daemon=True)
+                self._thread.start()
+
+    def _wake(self) -> None:
+        # If this fails the listener still picks the change up within a second.
+        with contextlib.suppress(redis.RedisError):
+            self._client.publish(CONTROL_CHANNEL, b"")
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self.closing:
+            try:
+                self._listen()
+            except redis.RedisError as exc:
+                log.warning("sse_hub_disconnected", error=str(exc))
+                self._reset_all("redis_disconnected")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _listen(self) -> None:
+        pubsub = self._client.pubsub()
+        try:
+            pubsub.subscribe(CONTROL_CHANNEL, REVOKED_CHANNEL)
+            while not self.closing:
+                self._apply_pending(pubsub)
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._handle(message)
+        finally:
+            pubsub.close()
+
+    def _apply_pending(self, pubsub: Any) -> None:
+        while True:
+            try:
+                action, channel = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            getattr(pubsub, action)(channel)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        if message["type"] == "subscribe" and channel.startswith(LIVE_PREFIX):
+            ready = self._ready.get(channel.removeprefix(LIVE_PREFIX))
+            if ready is not None:
+                ready.set()
+        elif message["type"] == "message" and channel.startswith(LIVE_PREFIX):
+            name = channel.removeprefix(LIVE_PREFIX)
+            event = decode_live(name, message["data"])
+            with self._lock:
+                targets = list(self._by_channel.get(name, ()))
+            for subscriber in targets:
+                subscriber.offer(event)
+        elif message["type"] == "message" and channel == REVOKED_CHANNEL:
+            self._end_sessions(message["data"].decode())
+
+    def _end_sessions(self, payload: str) -> None:
+        ids = {int(part) for part in payload.split(",") if part.isdigit()}
+        with self._lock:
+            targets = [s for sid in ids for s in self._by_session.get(sid, ())]
+        for subscriber in targets:
+            subscriber.end("revoked")
+
+    def _reset_all(self, reason: str) -> None:
+        with self._lock:
+            targets = [s for subs in self._by_session.values() for s in subs]
+            for ready in self._ready.values():
+                ready.clear()
+            # Channels must be subscribed again on the new connection.
+            for channel in self._ready:
+                self._pending.put(("subscribe", live_channel(channel)))
+        for subscriber in targets:
+            subscriber.end(reason)
+
+
+_hubs: dict[str, Hub] = {}
+_hubs_lock = threading.Lock()
+
+
+def hub_for(url: str) -> Hub:
+    """Return this process's hub for the Redis at `url`."""
+    with _hubs_lock:
+        hub = _hubs.get(url)
+        if hub is None or hub.closing:
+            hub = _hubs[url] = Hub(url)
+        return hub
+
+
+def close_all() -> None:
+    """End every stream of every hub in this process (worker shutdown)."""
+    for hub in list(_hubs.values()):
+        hub.close()
