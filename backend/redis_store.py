@@ -6,17 +6,32 @@ With `REDIS_URL` unset the client talks to the embedded server of
 
 from __future__ import annotations
 
+import os
+
 import redis
 from flask import Flask, current_app
 
 from backend import embedded_redis
 
+POOL_SIZE = 20  # connections per process, however many requests or streams it serves
+
 
 def client_from_url(url: str, *, timeout: float | None = 5.0) -> redis.Redis:
-    """Return a Redis client (bytes responses, as RQ needs) for `url`."""
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+    """Return a Redis client (bytes responses, as RQ needs) for `url`.
+
+    Its pool holds at most `POOL_SIZE` connections; a request that finds them
+    all busy waits for one (up to `timeout`).
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+        client_name=f"flet-backend-{os.getpid()}",
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def init_app(app: Flask) -> None:

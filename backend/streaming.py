@@ -97,12 +97,19 @@ class EventStream:
         self.deadline = time.monotonic() + lifetime * random.uniform(0.9, 1.0)  # noqa: S311
 
     def __iter__(self) -> Iterator[str]:
-        """Yield the SSE text: `retry:`, missed events, then live events and heartbeats."""
-        self.hub.add(self.subscriber)
+        """Yield the SSE text: `retry:`, missed events, then live events and heartbeats.
+
+        The first item is produced only after the subscription is confirmed and
+        the missed events are read, so nothing published meanwhile is lost.
+        """
+        with self.app.app_context():
+            starts, reset = self._starting_points()
+            self.hub.add(self.subscriber)
         try:
-            yield f"retry: {self.settings.retry_ms}\n\n"
             with self.app.app_context():
-                cursor, missed, reset = self._catch_up()
+                cursor, missed, gone = self._catch_up(starts)
+            reset.extend(gone)
+            yield f"retry: {self.settings.retry_ms}\n\n"
             if reset:
                 channels = ",".join(f'"{c}"' for c in reset)
                 yield frame("stream.reset", f'{{"channels":[{channels}]}}', cursor)
@@ -114,31 +121,44 @@ class EventStream:
         finally:
             self.hub.remove(self.subscriber)
 
-    def _catch_up(self) -> tuple[Cursor, list[Event], list[str]]:
-        """Positions to start from, events to replay, and channels whose history is gone."""
+    def _starting_points(self) -> tuple[Cursor, list[str]]:
+        """Where each channel starts: the client's position, or now for new channels.
+
+        "Now" is read before subscribing and replayed from, so events published
+        while the subscription is set up are not lost. A garbled `Last-Event-ID`
+        resets every channel.
+        """
+        client = get_redis()
+        malformed = self.resume_from == {}
+        starts: Cursor = {}
+        reset: list[str] = []
+        for channel in self.subscriber.channels:
+            start = None if malformed else (self.resume_from or {}).get(channel)
+            if start is None:
+                if malformed:
+                    reset.append(channel)
+                start = latest_id(client, channel)
+            starts[channel] = start
+        return starts, reset
+
+    def _catch_up(self, starts: Cursor) -> tuple[Cursor, list[Event], list[str]]:
+        """The cursor to go live from, the events to replay, and channels whose history is gone."""
         client = get_redis()
         cursor: Cursor = {}
         missed: list[Event] = []
-        reset: list[str] = []
-        malformed = self.resume_from == {}
-        for channel in self.subscriber.channels:
-            start = None if malformed else (self.resume_from or {}).get(channel)
-            if start is None:  # a new channel starts now; a garbled id means "refetch"
-                if malformed:
-                    reset.append(channel)
-                cursor[channel] = latest_id(client, channel)
-                continue
+        gone: list[str] = []
+        for channel, start in starts.items():
             events, complete = history_after(
                 client, channel, start, limit=self.settings.replay_limit
             )
-            if not complete:
-                reset.append(channel)
+            if complete:
+                cursor[channel] = start
+                missed.extend(events)
+            else:
+                gone.append(channel)
                 cursor[channel] = latest_id(client, channel)
-                continue
-            cursor[channel] = start
-            missed.extend(events)
         missed.sort(key=lambda event: event.position)
-        return cursor, missed, reset
+        return cursor, missed, gone
 
     def _live(self, cursor: Cursor) -> Iterator[str]:
         last_write = time.monotonic()

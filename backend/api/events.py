@@ -78,7 +78,7 @@ def stream(query: dict[str, Any]) -> Response:
     )
     try:
         iterator = iter(body)
-        first = next(iterator)  # subscribes; fails here (503) rather than mid-stream
+        first = next(iterator)  # subscribes and reads history now: a failure is a 503
     except HubUnavailable as exc:
         raise ServiceUnavailable("Live events are unavailable; retry shortly.") from exc
     return Response(
