@@ -74,8 +74,12 @@ class Hub:
 
     def __init__(self, url: str) -> None:
         """Prepare a hub on the Redis at `url` (the listener starts on first use)."""
-        name = f"sse-hub-{os.getpid()}"
-        self._client = redis.Redis.from_url(url, health_check_interval=30, client_name=name)
+        # Two connections at most: the Pub/Sub listener and one for wake-ups.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=2, timeout=5, health_check_interval=30,
+            client_name=f"sse-hub-{os.getpid()}",
+        )  # fmt: skip
+        self._client = redis.Redis(connection_pool=pool)
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Subscriber]] = defaultdict(set)
         self._by_session: dict[int, set[Subscriber]] = defaultdict(set)
@@ -91,6 +95,7 @@ class Hub:
         """
         self._ensure_running()
         waits = []
+        new_channels = False
         with self._lock:
             self._by_session[subscriber.session_id].add(subscriber)
             for channel in subscriber.channels:
@@ -98,9 +103,11 @@ class Hub:
                 if channel not in self._ready:
                     self._ready[channel] = threading.Event()
                     self._pending.put(("subscribe", live_channel(channel)))
+                    new_channels = True
                 waits.append(self._ready[channel])
             CONNECTIONS.inc()
-        self._wake()
+        if new_channels:
+            self._wake()
         if not all(ready.wait(SUBSCRIBE_TIMEOUT) for ready in waits):
             self.remove(subscriber)
             raise HubUnavailable("Redis did not confirm the subscription")

@@ -51,3 +51,46 @@ def take(stream: Iterator[Frame], count: int) -> list[Frame]:
             if len(found) == count:
                 break
     return found
+
+
+class LiveStream:
+    """An SSE connection to a running server, read on a background thread."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        import queue
+        import threading
+
+        import httpx
+
+        self.frames: queue.Queue[Frame | None] = queue.Queue()
+        self.status: int | None = None
+        self._ready = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=60.0))
+        self._url, self._headers = url, headers or {}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise AssertionError(f"no response from {url}")
+
+    def _read(self) -> None:
+        try:
+            with self._client.stream("GET", self._url, headers=self._headers) as response:
+                self.status = response.status_code
+                self._ready.set()
+                for frame in frames(response.iter_text()):
+                    self.frames.put(frame)
+        except Exception:  # noqa: BLE001 - closing the client ends the read
+            pass
+        finally:
+            self._ready.set()
+            self.frames.put(None)
+
+    def next_event(self, timeout: float = 10.0) -> Frame | None:
+        """The next event (not the opening `retry:`), or None when the stream ended."""
+        while True:
+            frame = self.frames.get(timeout=timeout)
+            if frame is None or frame.event is not None:
+                return frame
+
+    def close(self) -> None:
+        self._client.close()
