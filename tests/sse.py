@@ -64,6 +64,7 @@ class LiveStream:
 
         self.frames: queue.Queue[Frame | None] = queue.Queue()
         self.status: int | None = None
+        self.error: Exception | None = None
         self._ready = threading.Event()
         self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=60.0))
         self._url, self._headers = url, headers or {}
@@ -79,8 +80,8 @@ class LiveStream:
                 self._ready.set()
                 for frame in frames(response.iter_text()):
                     self.frames.put(frame)
-        except Exception:  # noqa: BLE001 - closing the client ends the read
-            pass
+        except Exception as exc:  # noqa: BLE001 - closing the client ends the read
+            self.error = exc
         finally:
             self._ready.set()
             self.frames.put(None)

@@ -36,7 +36,7 @@ STOCK = 50
 DEADLINE_SECONDS = 120.0  # for each burst of concurrent requests
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 GENEROUS = "100000/minute"
-LOUD = ("warning", "error", "critical")
+LOUD = ("error", "critical")
 
 
 @dataclass

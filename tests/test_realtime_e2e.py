@@ -73,13 +73,16 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
         assert event is not None
         assert (event.event, event.json["sku"]) == ("product.created", "E2E")
 
-        subprocess.run(  # an RQ job, run by the Procfile's worker
-            [str(BIN / "python"), "-c",
-             "from backend import create_app; from backend.queues import enqueue;"
-             "from jobs.notifications import notify_user;"
-             f"app = create_app();\nwith app.app_context(): enqueue(notify_user, {me['id']}, 'hello', 'From a job')"],
-            env=env, cwd=PROJECT_ROOT, check=True, timeout=60,
-        )  # fmt: skip
+        script = (
+            "from backend import create_app\n"
+            "from backend.queues import enqueue\n"
+            "from jobs.notifications import notify_user\n"
+            "with create_app().app_context():\n"
+            f"    enqueue(notify_user, {me['id']}, 'hello', 'From a job')\n"
+        )
+        subprocess.run(  # enqueued here, run by the Procfile's worker
+            [str(BIN / "python"), "-c", script], env=env, cwd=PROJECT_ROOT, check=True, timeout=60
+        )
         event = stream.next_event(timeout=20)
         assert event is not None
         assert (event.event, event.json["title"]) == ("notification.created", "From a job")
