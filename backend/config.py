@@ -70,6 +70,8 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "SSE_QUEUE_SIZE": _int(env, "SSE_QUEUE_SIZE", 256),
         "EVENTS_MAXLEN": _int(env, "EVENTS_MAXLEN", 1000),
         "EVENTS_TTL_SECONDS": _int(env, "EVENTS_TTL_SECONDS", 24 * 3600),
+        "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),
+        "IMPORT_MAX_BYTES": _int(env, "IMPORT_MAX_BYTES", 100 * 1024 * 1024),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.job import Job
 
 from backend.redis_store import get_redis
@@ -36,6 +36,8 @@ def enqueue(
     at: datetime | None = None,
     delay: timedelta | None = None,
     job_id: str | None = None,
+    on_stopped: Callback | None = None,
+    meta: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Job:
     """Enqueue `func(*args, **kwargs)` on `queue` and return the RQ job.
@@ -45,7 +47,13 @@ def enqueue(
     transient failures; `timeout` (seconds) bounds one run.
     """
     target = get_queue(queue)
-    options: dict[str, Any] = {"timeout": timeout, "retry": retry, "job_id": job_id}
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "retry": retry,
+        "job_id": job_id,
+        "on_stopped": on_stopped,
+        "meta": meta,
+    }
     if at is not None:
         return target.enqueue_at(at, func, *args, **kwargs, **_rq_options(options))
     if delay is not None:

@@ -1,17 +1,28 @@
-"""What every job needs: the Flask app, built once per worker process."""
+"""What every job needs: the Flask app (built once per worker process) and the job layer.
+
+`@job` runs a function inside the app context. For jobs submitted through
+`backend.services.jobs.submit` it also keeps their record in step: started,
+succeeded (with the result), failed (or queued again when RQ will retry),
+and cancelled when stopped. Inside a job, `progress(done, total, message)`
+reports progress, streamed to the owner as `job.progress` events.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from flask import Flask, current_app, has_app_context
+from rq import get_current_job
+from rq.job import Job as RQJob
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+log = structlog.get_logger(__name__)
 _app: Flask | None = None
 
 
@@ -37,11 +48,56 @@ def app_context() -> Iterator[Flask]:
 
 
 def job(func: Callable[P, R]) -> Callable[P, R]:
-    """Make `func` a job: it runs inside the app context, with its own DB connection."""
+    """Make `func` a job: app context, its own DB connection, and a record kept in step."""
 
     @functools.wraps(func)
     def run_in_app(*args: P.args, **kwargs: P.kwargs) -> R:
+        from backend.services import jobs as job_records
+
         with app_context():
-            return func(*args, **kwargs)
+            current = get_current_job()
+            tracked = (
+                current is not None
+                and bool(current.meta.get(job_records.TRACKED))
+                and job_records.mark_started(current.id)
+            )
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                if tracked and current is not None:
+                    job_records.mark_failed(
+                        current.id, _describe(exc), will_retry=_will_retry(current)
+                    )
+                raise
+            if tracked and current is not None:
+                job_records.mark_succeeded(current.id, result)
+            return result
 
     return run_in_app
+
+
+def progress(done: int, total: int | None = None, message: str = "") -> None:
+    """Report the running job's progress (no-op outside a tracked job)."""
+    from backend.services import jobs as job_records
+
+    current = get_current_job()
+    if current is not None:
+        job_records.report_progress(current.id, done, total, message)
+
+
+def on_stopped(rq_job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
+    """RQ callback: a stopped (cancelled) job is recorded as cancelled."""
+    from backend.services import jobs as job_records
+
+    with app_context():
+        job_records.mark_cancelled(rq_job.id)
+
+
+def _will_retry(current: RQJob) -> bool:
+    return bool(current.retries_left)
+
+
+def _describe(exc: Exception) -> str:
+    # What users see: the message, never a traceback (that goes to the worker log).
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}" if not hasattr(exc, "message") else str(message)

@@ -4,6 +4,8 @@
 `rq.cron.register(func, queue_name=..., interval=SECONDS | cron="m h dom mon dow")`.
 """
 
+import os
+
 from rq import cron
 
 from jobs import maintenance
@@ -13,3 +15,9 @@ from jobs import maintenance
 cron.register(maintenance.check_health, queue_name="low", interval=300)
 # Idempotency keys live 24 h; purge the expired ones every hour.
 cron.register(maintenance.purge_idempotency_keys, queue_name="low", interval=3600)
+# Jobs whose worker died (SIGKILL, OOM, lost machine) are failed or requeued.
+cron.register(
+    maintenance.reap_abandoned_jobs,
+    queue_name="high",
+    interval=int(os.environ.get("JOBS_REAP_INTERVAL_SECONDS", "60")),
+)

@@ -19,6 +19,7 @@ from backend.api import (
     auth,
     errors,
     events,
+    jobs,
     notifications,
     ops,
     orders,
@@ -36,6 +37,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     orders.blp,
     notifications.blp,
     events.blp,
+    jobs.blp,
 ]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import (
     JWTManager,
     current_user,
@@ -55,6 +55,20 @@ def auth_required(
 
         documented: Callable[P, R] = blp.doc(security=BEARER)(guarded)
         return documented
+
+    return decorator
+
+
+def limit_body(config_key: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Allow this endpoint a larger request body than `MAX_CONTENT_LENGTH` (e.g. uploads)."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            request.max_content_length = int(current_app.config[config_key])
+            return view(*args, **kwargs)
+
+        return limited
 
     return decorator
 

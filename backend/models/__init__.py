@@ -10,10 +10,14 @@ from backend.models.catalog import (
     OrderLine,
     Product,
 )
+from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job
 from backend.models.user import User
 
 __all__ = [
+    "JOB_STATUSES",
     "ORDER_STATUSES",
+    "TERMINAL_STATUSES",
+    "Job",
     "AuditEvent",
     "AuthSession",
     "BaseModel",

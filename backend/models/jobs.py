@@ -1,0 +1,36 @@
+"""The durable record of a background job, kept in step with RQ by the job layer."""
+
+from __future__ import annotations
+
+from peewee import CharField, ForeignKeyField, IntegerField, TextField
+
+from backend.models.base import BaseModel, UTCDateTimeField
+from backend.models.fields import JSONTextField
+from backend.models.user import User
+
+JOB_STATUSES = ("queued", "started", "succeeded", "failed", "cancelled")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class Job(BaseModel):
+    """A job's history, owner and progress; outlives RQ's own result TTL."""
+
+    id = CharField(max_length=64, primary_key=True)  # type: ignore[assignment]  # the RQ job id
+    user = ForeignKeyField(User, null=True, backref="jobs", on_delete="SET NULL")
+    user_id: int | None
+    kind = CharField(max_length=64, index=True)
+    queue = CharField(max_length=32, default="default")
+    status = CharField(max_length=16, default="queued", index=True)
+    progress_done = IntegerField(default=0)
+    progress_total = IntegerField(null=True)
+    progress_message = CharField(max_length=300, default="")
+    result = JSONTextField(null=True)
+    error = TextField(null=True)
+    cancel_requested = UTCDateTimeField(null=True)
+    started_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField(null=True)
+
+    @property
+    def cancel_requested_flag(self) -> bool:
+        """Whether a stop was asked for while the job ran."""
+        return self.cancel_requested is not None

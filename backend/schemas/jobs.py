@@ -1,0 +1,48 @@
+"""Schemas for background jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+
+
+class ProgressSchema(Schema):
+    """How far a job got."""
+
+    done = fields.Integer()
+    total = fields.Integer(allow_none=True)
+    percent = fields.Float(allow_none=True)
+    message = fields.String()
+
+
+class JobSchema(Schema):
+    """A background job as clients see it."""
+
+    id = fields.String()
+    kind = fields.String()
+    status = fields.String(
+        metadata={"enum": ["queued", "started", "succeeded", "failed", "cancelled"]}
+    )
+    progress = fields.Method("_progress", metadata={"type": "object"})
+    result = fields.Raw(allow_none=True)
+    error = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean(attribute="cancel_requested_flag")
+    created_at = fields.AwareDateTime()
+    started_at = fields.AwareDateTime(allow_none=True)
+    finished_at = fields.AwareDateTime(allow_none=True)
+
+    def _progress(self, job: Any) -> dict[str, Any]:
+        total = job.progress_total
+        return {
+            "done": job.progress_done,
+            "total": total,
+            "percent": round(100 * job.progress_done / total, 1) if total else None,
+            "message": job.progress_message,
+        }
+
+
+class ImportFileSchema(Schema):
+    """A CSV upload (multipart field `file`)."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})

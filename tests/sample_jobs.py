@@ -1,0 +1,23 @@
+"""Small jobs for exercising the job layer in tests (real RQ, real workers)."""
+
+from __future__ import annotations
+
+import time
+
+from jobs.base import job, progress
+
+
+@job
+def count_to(n: int, pause: float = 0.0) -> dict[str, int]:
+    """Count to `n`, reporting progress at each step."""
+    for i in range(1, n + 1):
+        if pause:
+            time.sleep(pause)
+        progress(i, n, f"step {i}")
+    return {"counted": n}
+
+
+@job
+def explode(message: str) -> None:
+    """Fail with `message`."""
+    raise ValueError(message)
