@@ -72,6 +72,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "EVENTS_TTL_SECONDS": _int(env, "EVENTS_TTL_SECONDS", 24 * 3600),
         "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),
         "IMPORT_MAX_BYTES": _int(env, "IMPORT_MAX_BYTES", 100 * 1024 * 1024),
+        "WORKER_HEARTBEAT_SECONDS": _int(env, "WORKER_HEARTBEAT_SECONDS", 10),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }

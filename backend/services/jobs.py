@@ -12,11 +12,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
+from flask import current_app
 from peewee import Expression
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
@@ -208,10 +210,22 @@ def _still_running(connection: redis.Redis, job_id: str) -> bool:
         rq_job = RQJob.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return False
-    if rq_job.get_status() != JobStatus.STARTED or not rq_job.worker_name:
-        return rq_job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
-    # A live worker refreshes its key every few seconds; a killed one's key expires.
-    return bool(connection.exists(f"rq:worker:{rq_job.worker_name}"))
+    status = rq_job.get_status()
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status != JobStatus.STARTED or not rq_job.worker_name:
+        return False
+    return _worker_alive(connection, rq_job.worker_name)
+
+
+def _worker_alive(connection: redis.Redis, name: str) -> bool:
+    """A busy worker writes a heartbeat every `WORKER_HEARTBEAT_SECONDS`; three missed = dead."""
+    worker = Worker.find_by_key(f"{Worker.redis_worker_namespace_prefix}{name}", connection)
+    if worker is None or worker.last_heartbeat is None:
+        return False
+    interval = int(current_app.config["WORKER_HEARTBEAT_SECONDS"])
+    age = datetime.now(UTC) - worker.last_heartbeat.replace(tzinfo=UTC)
+    return age <= timedelta(seconds=3 * interval)
 
 
 def _requeue(connection: redis.Redis, record: Job) -> bool:
