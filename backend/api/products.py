@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
+from werkzeug.datastructures import FileStorage
 
-from backend.api.security import auth_required, caller, client_info, optional_caller
+from backend.api.security import auth_required, caller, client_info, limit_body, optional_caller
 from backend.schemas.catalog import ProductQuerySchema, ProductSchema, ProductUpdateSchema
+from backend.schemas.jobs import ImportFileSchema, JobSchema
 from backend.services import products
 from backend.services.products import ProductFilter
+from backend.spool import spool
 
 blp = Blueprint("products", __name__, url_prefix="/products", description="The catalog.")
 
@@ -40,6 +44,23 @@ def list_products(query: dict[str, Any], pagination_parameters: PaginationParame
 def create_product(payload: dict[str, Any]) -> Any:
     """Add a product (admin). 409 `sku_taken` for a duplicate sku."""
     return products.create_product(actor=caller(), data=payload, client=client_info())
+
+
+@blp.route("/import", methods=["POST"])
+@auth_required(blp, role="admin")
+@limit_body("IMPORT_MAX_BYTES")
+@blp.arguments(ImportFileSchema, location="files")
+@blp.response(202, JobSchema)
+def import_products(files: dict[str, FileStorage]) -> Any:
+    """Import products from a CSV (admin); answers 202 with the job.
+
+    Columns `sku,name,description,price,currency,stock` (header required,
+    UTF-8 with or without BOM); rows are upserted by sku. Follow the job at
+    `Location` or with `job.*` events; its result lists row errors.
+    """
+    path = spool(files["file"].stream, suffix=".csv")
+    job = products.start_import(actor=caller(), csv_path=path)
+    return job, 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 
 @blp.route("/<int:product_id>")

@@ -7,16 +7,19 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn
 
+import redis
 from peewee import IntegrityError
 
 from backend import cache
 from backend.db import db
-from backend.errors import Conflict, NotFound, PreconditionFailed
+from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.events import publish_after_commit
-from backend.models import OrderLine, Product, User, utcnow
+from backend.models import Job, OrderLine, Product, User, utcnow
 from backend.services import audit
+from backend.services import jobs as job_records
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
 
@@ -158,6 +161,31 @@ def delete_product(
             product.delete_instance()
         _after_write(product, "product.deleted", actor=actor, client=client)
     return soft
+
+
+def start_import(*, actor: User, csv_path: Path) -> Job:
+    """Check a spooled CSV's header and start importing it in the background (admin).
+
+    Raises `Forbidden`, or `ValidationFailed` (`invalid_csv`) for a file that
+    is empty, not UTF-8 text, or has the wrong columns; the file is then
+    deleted.
+    """
+    from backend.services.product_import import check_header
+    from jobs.products import import_products
+
+    require_role(actor, "admin")
+    try:
+        check_header(csv_path)
+    except ValidationFailed:
+        csv_path.unlink(missing_ok=True)
+        raise
+    try:
+        return job_records.submit(
+            owner=actor, kind="products.import", func=import_products, args=(str(csv_path),)
+        )
+    except redis.RedisError:
+        csv_path.unlink(missing_ok=True)
+        raise
 
 
 def stock_changed(products: list[Product]) -> None:
