@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -80,6 +81,31 @@ class Process:
         return self.popen.wait(timeout=timeout)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (RQ's work horses run in their own process group)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything below it, wherever their process groups are."""
+    for victim in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
 @pytest.fixture
 def processes() -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
@@ -91,9 +117,8 @@ def processes() -> Iterator[Callable[..., Process]]:
 
     yield start
     for process in started:
-        if process.popen.poll() is None:
-            os.killpg(process.popen.pid, signal.SIGKILL)
-            process.popen.wait()
+        kill_tree(process.popen.pid)
+        process.popen.wait()
 
 
 def wait_until_up(url: str, timeout: float = 30) -> httpx.Response:

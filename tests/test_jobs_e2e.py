@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +12,15 @@ import pytest
 
 from backend.models import Product
 from tests.accounts import PASSWORD, make_user
-from tests.processes import Process, free_port, procfile, procfile_environment, wait_until_up
+from tests.processes import (
+    Process,
+    descendants,
+    free_port,
+    kill_tree,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
 from tests.sse import LiveStream
 
 pytestmark = pytest.mark.slow
@@ -110,8 +116,11 @@ def test_a_sigkilled_worker_does_not_lose_the_job(
     base, headers, worker = start_stack(processes, env)
     job_id = start_import(base, headers, big_csv(tmp_path / "big.csv"))
     wait_for(base, headers, job_id, lambda j: j["progress"]["done"] >= BATCH)
-    os.killpg(worker.popen.pid, signal.SIGKILL)  # the worker and its work horse, like an OOM kill
+    horses = descendants(worker.popen.pid)
+    assert horses, "the import should be running in a work horse"
+    kill_tree(worker.popen.pid)  # the worker and its work horse, as a lost machine would
     worker.popen.wait(timeout=10)
+    imported = Product.select().count()
     cron = processes(
         ["bash", "-c", f"exec {procfile()['cron']}"], {**env, "JOBS_REAP_INTERVAL_SECONDS": "2"}
     )
@@ -119,5 +128,6 @@ def test_a_sigkilled_worker_does_not_lose_the_job(
     final = wait_for(base, headers, job_id, lambda j: j["status"] == "failed", timeout=60)
     assert final["status"] == "failed", final
     assert "stopped unexpectedly" in final["error"]
-    assert Product.select().count() % BATCH == 0
+    assert Product.select().count() == imported  # nothing ran on after the kill
+    assert imported % BATCH == 0
     assert cron.popen.poll() is None
