@@ -25,9 +25,12 @@ def _version_key(namespace: str) -> str:
     return f"cache:{namespace}:version"
 
 
-def _version(namespace: str) -> int:
-    raw = get_redis().get(_version_key(namespace))
-    return int(raw) if raw else 0
+# One round trip: read the namespace's version, then the entry of that version.
+_LOOKUP = """
+local version = redis.call('GET', KEYS[1]) or '0'
+local key = ARGV[1] .. version .. ':' .. ARGV[2]
+return {key, redis.call('GET', key)}
+"""
 
 
 def cached(
@@ -38,9 +41,10 @@ def cached(
     Values go through JSON (non-JSON types via `str`). With Redis unavailable,
     `compute()` is returned directly.
     """
+    client = get_redis()
     try:
-        full_key = f"cache:{namespace}:{_version(namespace)}:{key}"
-        hit = get_redis().get(full_key)
+        lookup = client.register_script(_LOOKUP)
+        full_key, hit = lookup(keys=[_version_key(namespace)], args=[f"cache:{namespace}:", key])
     except redis.RedisError as exc:
         log.warning("cache_unavailable", error=str(exc))
         return compute()
@@ -49,7 +53,7 @@ def cached(
     # Hits and misses return the same thing: what survives a JSON round trip.
     encoded = json.dumps(compute(), separators=(",", ":"), default=str)
     try:
-        get_redis().set(full_key, encoded, ex=ttl)
+        client.set(full_key, encoded, ex=ttl)
     except redis.RedisError as exc:
         log.warning("cache_unavailable", error=str(exc))
     return json.loads(encoded)

@@ -9,18 +9,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+# In multiprocess mode every metric writes to this folder from the moment it is
+# created (at import), so it must exist first.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled.", ["method", "endpoint", "status"]
@@ -30,6 +37,11 @@ LATENCY = Histogram(
     "Time spent handling HTTP requests.",
     ["method", "endpoint", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SSE_CONNECTIONS = Gauge("sse_connections", "Open event streams.", multiprocess_mode="livesum")
+SSE_DELIVERED = Counter("sse_events_delivered_total", "Events written to event streams.")
+SSE_DROPPED = Counter(
+    "sse_events_dropped_total", "Events not queued because a client's queue was full."
 )
 
 
@@ -77,8 +89,8 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
-        registry.register(REQUESTS)
-        registry.register(LATENCY)
+        for metric in (REQUESTS, LATENCY, SSE_CONNECTIONS, SSE_DELIVERED, SSE_DROPPED):
+            registry.register(metric)
     registry.register(QueueDepthCollector(current_app._get_current_object()))  # type: ignore[attr-defined]
     return generate_latest(registry), CONTENT_TYPE_LATEST
 

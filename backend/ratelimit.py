@@ -60,6 +60,12 @@ def _too_many_requests(exc: RateLimitExceeded) -> Response:
     )
 
 
+@limiter.request_filter
+def _skip_reads() -> bool:
+    # Reads carry no limits here: skip the limiter's work on them entirely.
+    return request.method not in WRITE_METHODS
+
+
 def init_app(app: Flask) -> None:
     """Store the limits in the app's Redis and answer breaches in the error shape."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(redis_url(app)))

@@ -22,21 +22,16 @@ from typing import Any
 
 import redis
 import structlog
-from prometheus_client import Counter, Gauge
 
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
+from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
+from backend.metrics import SSE_DROPPED as DROPPED
 from backend.services.sessions import REVOKED_CHANNEL
 
 log = structlog.get_logger(__name__)
 
 CONTROL_CHANNEL = "events:control"
 SUBSCRIBE_TIMEOUT = 5.0
-
-CONNECTIONS = Gauge("sse_connections", "Open event streams.", multiprocess_mode="livesum")
-DELIVERED = Counter("sse_events_delivered_total", "Events written to event streams.")
-DROPPED = Counter(
-    "sse_events_dropped_total", "Events not queued because a client's queue was full."
-)
 
 
 class HubUnavailable(RuntimeError):

@@ -18,9 +18,10 @@ from flask import Flask
 
 from backend.db import db
 from backend.events import Event, history_after, latest_id, parse_id
+from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
 from backend.services import sessions
-from backend.sse import DELIVERED, Hub, Subscriber
+from backend.sse import Hub, Subscriber
 
 Cursor = dict[str, str]
 
