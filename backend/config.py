@@ -73,6 +73,9 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),
         "IMPORT_MAX_BYTES": _int(env, "IMPORT_MAX_BYTES", 100 * 1024 * 1024),
         "WORKER_HEARTBEAT_SECONDS": _int(env, "WORKER_HEARTBEAT_SECONDS", 10),
+        "PURGE_TOKENS_AFTER_DAYS": _int(env, "PURGE_TOKENS_AFTER_DAYS", 7),
+        "PURGE_SESSIONS_AFTER_DAYS": _int(env, "PURGE_SESSIONS_AFTER_DAYS", 30),
+        "PURGE_NOTIFICATIONS_AFTER_DAYS": _int(env, "PURGE_NOTIFICATIONS_AFTER_DAYS", 90),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
     }

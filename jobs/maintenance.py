@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
+
+from flask import current_app
 
 from backend import spool
-from backend.services import health, idempotency
+from backend.services import health, idempotency, notifications, sessions, tokens
 from backend.services import jobs as job_records
 from jobs.base import job
 
@@ -34,3 +37,22 @@ def reap_abandoned_jobs() -> dict[str, int]:
     counts = job_records.reap_abandoned()
     counts["spool_files_removed"] = spool.purge(24 * 3600)
     return counts
+
+
+@job
+def purge_old_records() -> dict[str, int]:
+    """Delete spent or expired one-time tokens, long-ended sessions and old read notifications.
+
+    Ages come from `PURGE_TOKENS_AFTER_DAYS` (7), `PURGE_SESSIONS_AFTER_DAYS` (30) and
+    `PURGE_NOTIFICATIONS_AFTER_DAYS` (90).
+    """
+    config = current_app.config
+    return {
+        "tokens": tokens.purge_spent(older_than=timedelta(days=config["PURGE_TOKENS_AFTER_DAYS"])),
+        "sessions": sessions.purge_ended(
+            older_than=timedelta(days=config["PURGE_SESSIONS_AFTER_DAYS"])
+        ),
+        "notifications": notifications.purge_read(
+            older_than=timedelta(days=config["PURGE_NOTIFICATIONS_AFTER_DAYS"])
+        ),
+    }

@@ -21,3 +21,5 @@ cron.register(
     queue_name="high",
     interval=int(os.environ.get("JOBS_REAP_INTERVAL_SECONDS", "60")),
 )
+# Spent tokens, long-ended sessions and old read notifications, daily at 03:17.
+cron.register(maintenance.purge_old_records, queue_name="low", cron="17 3 * * *")

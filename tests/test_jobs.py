@@ -164,3 +164,29 @@ def test_nothing_is_written_when_redis_is_down(
     with offline.app_context(), pytest.raises(Exception, match="Error"):
         jobs.submit(owner=User.get(), kind="count", func=count_to, args=(1,))
     assert Job.select().count() == 0
+
+
+def test_old_records_are_purged(app: Flask, run_worker: Callable[[], bool]) -> None:
+    from datetime import timedelta
+
+    from backend.models import AuthSession, Notification, OneTimeToken, utcnow
+    from backend.queues import enqueue
+    from jobs import maintenance
+
+    user = make_user("old@example.test")
+    long_ago = utcnow() - timedelta(days=400)
+    fresh = utcnow()
+    for when in (long_ago, fresh):
+        OneTimeToken.create(
+            user=user, purpose="email_verify", token_hash=f"h{when.timestamp()}",
+            expires_at=when, used_at=when,
+        )  # fmt: skip
+        AuthSession.create(user=user, current_jti=f"j{when.timestamp()}", revoked_at=when)
+        Notification.create(user=user, kind="k", title="t", read_at=when)
+    Notification.create(user=user, kind="k", title="unread, old", created_at=long_ago)
+    job = enqueue(maintenance.purge_old_records)
+    run_worker()
+    assert job.return_value() == {"tokens": 1, "sessions": 1, "notifications": 1}
+    assert OneTimeToken.select().count() == 1
+    assert AuthSession.select().count() == 1
+    assert Notification.select().count() == 2

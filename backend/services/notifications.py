@@ -7,6 +7,7 @@ only once that transaction commits, and not at all if it rolls back.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from backend.errors import ValidationFailed
@@ -146,3 +147,12 @@ def _get_own(user: User, notification_id: int) -> Notification:
     return get_visible(
         Notification, notification_id, user=user, owner=Notification.user, admin_sees_all=False
     )
+
+
+def purge_read(*, older_than: timedelta) -> int:
+    """Delete notifications read longer ago than `older_than`; return how many."""
+    cutoff = utcnow() - older_than
+    deleted = Notification.delete().where(
+        Notification.read_at.is_null(False) & (Notification.read_at < cutoff)
+    )
+    return int(deleted.execute())

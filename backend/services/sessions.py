@@ -163,3 +163,10 @@ def _cache_revoked(ids: Iterable[int]) -> None:
             pipe.execute()
     except redis.RedisError as exc:  # the database stays authoritative
         log.error("session_revocation_not_cached", error=str(exc), session_ids=list(ids))
+
+
+def purge_ended(*, older_than: timedelta) -> int:
+    """Delete sessions revoked longer ago than `older_than` (their tokens expired long since)."""
+    cutoff = utcnow() - older_than
+    ended = AuthSession.revoked_at.is_null(False) & (AuthSession.revoked_at < cutoff)
+    return int(AuthSession.delete().where(ended).execute())

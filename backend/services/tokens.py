@@ -55,3 +55,11 @@ def consume(*, token: str, purpose: str) -> User:
         )
     record = OneTimeToken.get(OneTimeToken.token_hash == digest)
     return User.get_by_id(record.user_id)
+
+
+def purge_spent(*, older_than: timedelta) -> int:
+    """Delete one-time tokens used or expired longer ago than `older_than`; return how many."""
+    cutoff = utcnow() - older_than
+    spent = OneTimeToken.used_at.is_null(False) & (OneTimeToken.used_at < cutoff)
+    expired = OneTimeToken.expires_at < cutoff
+    return int(OneTimeToken.delete().where(spent | expired).execute())
