@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -52,19 +54,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # find this very file instead of the project's `jobs` package: the project root goes first.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
-from bench.jobs_stack import (  # noqa: E402 - needs the sys.path fix above
+from bench.stack import (  # noqa: E402 - needs the sys.path fix above
+    APP_CONFIG,
     BIN,
     HOST,
     Deadline,
     Processes,
     descendants,
+    embedded_redis_if_needed,
+    expect,
     free_port,
-    load_average,
+    prepare_database,
     process_group,
-    procfile,
-    run,
+    production_env,
     status_kib,
-    throwaway_postgres,
     wait_until_up,
 )
 
@@ -140,30 +143,11 @@ def chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
 
 def environment(database_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
     """The environment an operator sets for the Procfile, production mode, loopback only."""
-    inherited = {k: v for k, v in os.environ.items() if k not in ("ENV", "PORT")}
     return {
-        **inherited,
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        "ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(36),
-        "JWT_SECRET_KEY": secrets.token_urlsafe(36),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "HOST": HOST,
-        "WEB_CONCURRENCY": "2",
-        "RATELIMIT_LOGIN_PER_IP": "100000/minute",
-        "RATELIMIT_LOGIN_PER_EMAIL": "100000/minute",
-        "RATELIMIT_WRITES": "100000/minute",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),  # leave var/ alone
+        **production_env(database_url, redis_url, tmp / "prometheus"),
         "SPOOL_DIR": str(tmp / "spool"),
         "MAIL_OUTBOX_DIR": str(tmp / "mail"),
     }
-
-
-def prepare_database(env: dict[str, str], password: str, deadline: Deadline) -> None:
-    """Migrate the database (the Procfile's `release`) and create the admin."""
-    run(procfile()["release"], env, deadline)
-    run(f"flask --app wsgi create-admin --email {EMAIL} --password={password}", env, deadline)
 
 
 def login(base: str, password: str) -> dict[str, str]:
@@ -172,13 +156,6 @@ def login(base: str, password: str) -> dict[str, str]:
     response = httpx.post(f"{base}/api/v1/auth/login", json=creds, timeout=30, trust_env=False)
     expect(response, 200)
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def expect(response: httpx.Response, status: int) -> httpx.Response:
-    """Return `response`, or raise if its status is not `status`."""
-    if response.status_code != status:
-        raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:300]}")
-    return response
 
 
 def wait_for_worker(connection: redis.Redis, deadline: Deadline) -> None:
@@ -202,13 +179,45 @@ def running_stack(
     connection = client_from_url(env["REDIS_URL"])
     try:
         base = f"http://{HOST}:{port}"
-        wait_until_up(f"{base}/healthz", web, deadline)
+        wait_until_up(f"{base}/healthz", web, deadline, procs.log_dir / f"web-{label}.log")
         wait_for_worker(connection, deadline)
         yield Stack(base, login(base, password), worker)
     finally:
         connection.close()
         procs.stop(worker, grace=10.0)  # idle by now; a warm shutdown waits for a running job
         procs.stop(web, grace=10.0)
+
+
+@contextmanager
+def throwaway_postgres(admin_url: str) -> Iterator[str]:
+    """Create `bench_jobs_<random>` on the server of `admin_url`, yield its URL, drop it after."""
+    import psycopg2
+
+    name = f"bench_jobs_{uuid.uuid4().hex[:10]}"
+
+    def admin_sql(sql: str) -> None:
+        connection = psycopg2.connect(admin_url)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        try:
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg2.Error:  # before PostgreSQL 13: no FORCE
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def load_average() -> str:
+    """Return the 1/5/15-minute load averages as text."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 # --- 1. trivial jobs -----------------------------------------------------------------------
@@ -649,8 +658,8 @@ def main_database(
     from backend.models import User
 
     deadline = procs.deadline
-    prepare_database(env, password, deadline)
-    names = ("ENV", "SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SPOOL_DIR")
+    prepare_database(env, EMAIL, password, deadline)
+    names = (*APP_CONFIG, "SPOOL_DIR")
     app: Flask = create_app({name: env[name] for name in names})
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the app's logging set it to INFO
     with app.app_context():
@@ -686,7 +695,7 @@ def postgres_import(
     tmp = procs.log_dir.parent
     with throwaway_postgres(admin_url) as url:
         env = environment(url, redis_url, tmp)
-        prepare_database(env, password, procs.deadline)
+        prepare_database(env, EMAIL, password, procs.deadline)
         with running_stack(procs, env, password, "postgres", procs.deadline) as stack:
             attempt(
                 lines,
@@ -699,8 +708,6 @@ def postgres_import(
 def main() -> int:
     """Set up, run the three parts, print the table; always clean up."""
     import rq
-
-    from bench.jobs_stack import embedded_redis_if_needed
 
     args = parse_args()
     signal.signal(signal.SIGTERM, on_signal)

@@ -27,25 +27,32 @@ import os
 import platform
 import re
 import secrets
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-BASH = shutil.which("bash") or "/bin/bash"
-HOST = "127.0.0.1"
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+from bench.stack import (  # noqa: E402 - needs the sys.path fix above
+    HOST,
+    Deadline,
+    embedded_redis_if_needed,
+    expect,
+    free_port,
+    gunicorn,
+    outside_seconds,
+    prepare_database,
+    print_table,
+    procfile,
+    production_env,
+    scratch,
+)
+
 ADMIN = "bench-admin@example.test"
 BUYER = "bench-buyer@example.test"
 GENEROUS = "1000000/minute"
@@ -54,89 +61,7 @@ PRODUCT_READ_TARGET = 0.8  # x the ceiling
 P99_TARGET_MS = 20.0
 MAX_PACED_CONNECTIONS = 512  # an open loop opens more connections when the server lags
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BUSY_MACHINE = 0.15  # cores used by other processes during a row that make its figures doubtful
-_deadline = float("inf")
-
-
-def remaining() -> float:
-    """Return the seconds left before the overall timeout; raise `TimeoutError` past it."""
-    left = _deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the benchmark ran past --timeout")
-    return left
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def procfile() -> dict[str, str]:
-    """Return the Procfile's commands by process name."""
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
-
-
-def run(command: str, env: dict[str, str]) -> None:
-    """Run a shell command line from the project root; raise with its output if it fails."""
-    result = subprocess.run(  # noqa: S603 - fixed command lines from this script and the Procfile
-        [BASH, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True,
-        timeout=min(120.0, remaining()), check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(f"{command!r} failed:\n{result.stdout}{result.stderr}")
-
-
-@contextmanager
-def embedded_redis_if_needed() -> Iterator[tuple[str, str]]:
-    """Yield `REDIS_URL` and its description, starting (and stopping) the embedded server."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"], "machine Redis"
-        return
-    from backend.embedded_redis import EmbeddedRedis
-
-    server = EmbeddedRedis()
-    try:
-        yield server.start(), "embedded Redis (unix socket)"
-    finally:
-        server.stop()
-
-
-@contextmanager
-def gunicorn(command: str, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Start gunicorn with `command`, wait until it answers, yield its URL; SIGTERM at the end."""
-    base = f"http://{HOST}:{env['PORT']}"
-    with log_path.open("w") as log:
-        web = subprocess.Popen(  # noqa: S603 - the Procfile's own command line
-            [BASH, "-c", "exec " + command], env=env, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        while True:
-            if web.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
-            with suppress(httpx.TransportError):
-                httpx.get(f"{base}/", timeout=2, trust_env=False)  # any answer means it is up
-                break
-            time.sleep(min(0.2, remaining()))
-        yield base
-    finally:
-        web.send_signal(signal.SIGTERM)
-        try:
-            web.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
-            web.wait()
-
-
-def expect(response: httpx.Response, status: int) -> httpx.Response:
-    """Return `response`, or raise if its status is not `status`."""
-    if response.status_code != status:
-        raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:300]}")
-    return response
 
 
 class Connection(asyncio.Protocol):
@@ -199,40 +124,6 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def busy_seconds() -> float:
-    """Return the CPU seconds the whole machine has spent busy (Linux `/proc/stat`)."""
-    with suppress(OSError):
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle, iowait
-    return float("nan")
-
-
-def own_cpu_seconds() -> float:
-    """Return the CPU seconds used by this process and its live descendants (servers, Redis)."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()  # after the command name: state, ppid...
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-    if not ticks:
-        return float("nan")
-    tree, frontier = {os.getpid()}, [os.getpid()]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier += children
-    return sum(ticks.get(pid, 0) for pid in tree) / CLOCK_TICKS
-
-
 async def connect(port: int) -> Connection:
     """Open a connection to 127.0.0.1:`port`."""
     _, protocol = await asyncio.get_running_loop().create_connection(Connection, HOST, port)
@@ -282,7 +173,9 @@ class Row:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1] * 1e3
 
 
-async def saturate(target: Target, connections: int, duration: float) -> tuple[float, float, int]:
+async def saturate(
+    target: Target, connections: int, duration: float, deadline: Deadline
+) -> tuple[float, float, int]:
     """Closed loop over `connections` connections; return req/s, client CPU share, errors.
 
     Requests completing during the warm-up second are not counted.
@@ -314,7 +207,7 @@ async def saturate(target: Target, connections: int, duration: float) -> tuple[f
 
     await asyncio.wait_for(
         asyncio.gather(*(drive(i) for i in range(connections))),
-        timeout=min(WARMUP_SECONDS + duration + 30, remaining()),
+        timeout=min(WARMUP_SECONDS + duration + 30, deadline.remaining()),
     )
     cpu_used = time.process_time() - (cpu[0] if cpu else time.process_time())
     for conn in pool:
@@ -323,7 +216,7 @@ async def saturate(target: Target, connections: int, duration: float) -> tuple[f
 
 
 async def paced(
-    target: Target, rate: float, duration: float, connections: int
+    target: Target, rate: float, duration: float, connections: int, deadline: Deadline
 ) -> tuple[list[float], int]:
     """Open loop at `rate` req/s for `duration` s; return latencies (s) and errors.
 
@@ -363,23 +256,29 @@ async def paced(
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(due)))
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=min(30.0, remaining()))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=min(30.0, deadline.remaining()))
     while not idle.empty():
         idle.get_nowait().close()
     return latencies, errors[0]
 
 
-async def measure(targets: list[Target], connections: int, duration: float) -> list[Row]:
+async def measure(
+    targets: list[Target], connections: int, duration: float, deadline: Deadline
+) -> list[Row]:
     """Measure each target in turn: max rate, then latency at half of it."""
     rows = []
     for target in targets:
         row = Row(target.name)
-        started, busy, own = time.monotonic(), busy_seconds(), own_cpu_seconds()
-        row.max_rate, row.client_cpu, errors = await saturate(target, connections, duration)
+        started, outside = time.monotonic(), outside_seconds()
+        row.max_rate, row.client_cpu, errors = await saturate(
+            target, connections, duration, deadline
+        )
         row.paced_rate = row.max_rate / 2
-        row.latencies, paced_errors = await paced(target, row.paced_rate, duration, connections)
+        row.latencies, paced_errors = await paced(
+            target, row.paced_rate, duration, connections, deadline
+        )
         row.errors = errors + paced_errors
-        foreign = (busy_seconds() - busy) - (own_cpu_seconds() - own)
+        foreign = outside_seconds() - outside
         row.foreign_cpu = max(0.0, foreign) / (time.monotonic() - started)
         rows.append(row)
         print(f"  measured {target.name}", file=sys.stderr, flush=True)
@@ -422,13 +321,8 @@ def report(rows: list[Row], header: str) -> None:
             f"{row.percentile_ms(50):.2f} ms", f"{row.percentile_ms(99):.2f} ms", str(row.errors),
             f"{row.foreign_cpu:.2f} cores",
         ])  # fmt: skip
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     print(header)
-    for i, cells in enumerate(table):
-        pairs = enumerate(zip(cells, widths, strict=True))
-        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in pairs))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(table)
     print(
         f"ratios are against the mean ceiling, {ceiling:,.0f} req/s; client CPU: the load "
         "generator's share of one core at max rate; other CPU: cores used meanwhile by "
@@ -449,81 +343,58 @@ def report(rows: list[Row], header: str) -> None:
         print(f"target {row.name}: {'; '.join(checks)}")
 
 
-def environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, str]:
-    """The production environment both servers run with (each gets its own port later)."""
-    return {
-        **{k: v for k, v in os.environ.items() if k not in ("ENV",)},
-        "ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
-        "JWT_SECRET_KEY": secrets.token_urlsafe(36),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        "HOST": HOST,
-        "WEB_CONCURRENCY": "2",
-        "RATELIMIT_LOGIN_PER_IP": GENEROUS,
-        "RATELIMIT_LOGIN_PER_EMAIL": GENEROUS,
-        "RATELIMIT_WRITES": GENEROUS,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus-app"),  # leave var/ alone
-    }
-
-
 def main() -> None:
     """Parse options, start both servers, seed, measure back to back, and print the table."""
-    global _deadline
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--timeout", type=float, default=240, help="overall limit in seconds")
     args = parser.parse_args()
-    _deadline = time.monotonic() + args.timeout
-    sys.path.insert(0, str(ROOT))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-rest-"))
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+    deadline = Deadline(args.timeout)
     web = procfile()["web"]
     ceiling_command = web.replace("wsgi:app", "bench.ceiling_app:app")
     if ceiling_command == web:
         raise RuntimeError(f"cannot find wsgi:app in the Procfile's web line {web!r}")
-    try:
-        with embedded_redis_if_needed() as (redis_url, redis_kind):
-            env = {**environment(tmp, database_url, redis_url), "PORT": str(free_port())}
-            ceiling_env = {**env, "PORT": str(free_port()),
-                           "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus-ceiling")}  # fmt: skip
-            for folder in (env, ceiling_env):  # release imports the metrics too
-                Path(folder["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True)
-            password = secrets.token_urlsafe(15)  # 20 characters
-            run(procfile()["release"], env)
-            run(f"flask --app wsgi create-admin --email {ADMIN} --password={password}", env)
-            with (
-                gunicorn(web, env, tmp / "app.log") as base,
-                gunicorn(ceiling_command, ceiling_env, tmp / "ceiling.log"),
-            ):
-                product_id, token = seed(base, password)
-                port, ceiling_port = int(env["PORT"]), int(ceiling_env["PORT"])
-                ceiling = Target("ceiling: bare Flask GET /ping", ceiling_port,
-                                 raw_request("GET", ceiling_port, "/ping"), 200)  # fmt: skip
-                order = {"items": [{"product_id": product_id, "quantity": 1}]}
-                targets = [
-                    ceiling,
-                    Target(f"GET /api/v1/products/{product_id}", port,
-                           raw_request("GET", port, f"/api/v1/products/{product_id}"), 200),
-                    Target("GET /api/v1/products?page=1", port,
-                           raw_request("GET", port, "/api/v1/products?page=1"), 200),
-                    Target("POST /api/v1/orders", port,
-                           raw_request("POST", port, "/api/v1/orders", order, token), 201),
-                    Target("ceiling (again)", ceiling_port, ceiling.request, 200),
-                ]  # fmt: skip
-                rows = asyncio.run(measure(targets, args.connections, args.duration))
-        db_kind = "SQLite (temporary file)" if database_url.startswith("sqlite") else "PostgreSQL"
-        header = (
-            f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-            f"config: {db_kind}, {redis_kind}, gunicorn gevent workers=2, ENV=production; "
-            f"client: asyncio raw HTTP/1.1, {args.connections} keep-alive connections, "
-            f"{args.duration:g} s per phase, latency at half of each row's max rate"
-        )
-        report(rows, header)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with (
+        scratch("bench-rest-") as (tmp, database_url),
+        embedded_redis_if_needed() as (redis_url, redis_kind),
+    ):
+        env = production_env(database_url, redis_url, tmp / "prometheus-app", GENEROUS)
+        env["PORT"] = str(free_port())
+        ceiling_metrics = tmp / "prometheus-ceiling"
+        ceiling_metrics.mkdir()
+        ceiling_env = {**env, "PORT": str(free_port()),
+                       "PROMETHEUS_MULTIPROC_DIR": str(ceiling_metrics)}  # fmt: skip
+        password = secrets.token_urlsafe(15)  # 20 characters
+        prepare_database(env, ADMIN, password, deadline)
+        with (
+            gunicorn(web, env, tmp / "app.log", deadline) as app,
+            gunicorn(ceiling_command, ceiling_env, tmp / "ceiling.log", deadline, "/ping"),
+        ):
+            product_id, token = seed(app.base, password)
+            port, ceiling_port = int(env["PORT"]), int(ceiling_env["PORT"])
+            ceiling = Target("ceiling: bare Flask GET /ping", ceiling_port,
+                             raw_request("GET", ceiling_port, "/ping"), 200)  # fmt: skip
+            order = {"items": [{"product_id": product_id, "quantity": 1}]}
+            targets = [
+                ceiling,
+                Target(f"GET /api/v1/products/{product_id}", port,
+                       raw_request("GET", port, f"/api/v1/products/{product_id}"), 200),
+                Target("GET /api/v1/products?page=1", port,
+                       raw_request("GET", port, "/api/v1/products?page=1"), 200),
+                Target("POST /api/v1/orders", port,
+                       raw_request("POST", port, "/api/v1/orders", order, token), 201),
+                Target("ceiling (again)", ceiling_port, ceiling.request, 200),
+            ]  # fmt: skip
+            rows = asyncio.run(measure(targets, args.connections, args.duration, deadline))
+    db_kind = "SQLite (temporary file)" if database_url.startswith("sqlite") else "PostgreSQL"
+    header = (
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"config: {db_kind}, {redis_kind}, gunicorn gevent workers=2, ENV=production; "
+        f"client: asyncio raw HTTP/1.1, {args.connections} keep-alive connections, "
+        f"{args.duration:g} s per phase, latency at half of each row's max rate"
+    )
+    report(rows, header)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 Usage: `.venv/bin/python bench/sse.py [--connections N] [--baseline-connections N]
 [--subscribers N] [--duration S] [--rate R] [--hold S] [--ramp K] [--skip-baseline]
-[--timeout S] [--keep]` (run it as a script: its helpers `bench/sse_*.py` are imported as
-top-level modules).
+[--timeout S] [--keep]` (run it as a script; its helpers are imported as `bench.*`).
 
 Both servers run under gunicorn's gevent worker, 2 workers, 20000 connections each: ours is the
 Procfile's `web` line in production mode; the baseline is `bench/sse_baseline_app.py` (one
@@ -40,11 +39,15 @@ from typing import Any
 
 import httpx
 import redis
-import sse_load
-import sse_stack
-from sse_load import Plan, fleet, http_get, merge
-from sse_report import Result, report
-from sse_stack import HOST, cpu_seconds, outside_seconds, redis_info, rss_kb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+from bench import sse_load, sse_stack, stack  # noqa: E402 - needs the sys.path fix above
+from bench.sse_load import Plan, fleet, http_get, merge  # noqa: E402
+from bench.sse_report import Result, report  # noqa: E402
+from bench.sse_stack import redis_info  # noqa: E402
+from bench.stack import HOST, cpu_seconds, outside_seconds, rss_kb  # noqa: E402
 
 EMAIL = "bench-sse@example.test"
 WORKERS = "2"
@@ -84,7 +87,7 @@ def measure_idle(side: Side, count: int, args: argparse.Namespace, out: Result) 
     """Hold `count` idle streams for `--hold` s; fill in the idle half of `out`."""
     log = Path(args.tmp) / f"{side.name}-idle.log"
     with (
-        sse_stack.gunicorn(side.command, side.env, log, "/healthz", side.grace) as server,
+        stack.gunicorn(side.command, side.env, log, args.deadline, grace=side.grace) as server,
         sse_stack.redis_monitor(side.env["REDIS_URL"]) as monitor,
     ):
         token = side.login(server.base)
@@ -108,17 +111,17 @@ def measure_idle(side: Side, count: int, args: argparse.Namespace, out: Result) 
             out.notes.append(
                 f"Redis clients by name while holding: {sse_stack.redis_clients_by_name(monitor)}"
             )
-            fds = [sse_stack.open_fds(pid) for pid in server.workers()]
+            fds = [stack.open_fds(pid) for pid in server.workers()]
             out.notes.append(f"open fds per worker while holding: {fds} (pids {workers})")
             group.ask("close")
-    out.notes += [f"idle run, gunicorn log: {line}" for line in server.problems()]
+    out.notes += [f"idle run, gunicorn log: {line}" for line in sse_stack.problems(server)]
 
 
 def measure_latency(side: Side, count: int, args: argparse.Namespace, out: Result) -> None:
     """Publish `--rate` events/s to `count` subscribers; fill in the latency half of `out`."""
     log = Path(args.tmp) / f"{side.name}-latency.log"
     with (
-        sse_stack.gunicorn(side.command, side.env, log, "/healthz", side.grace) as server,
+        stack.gunicorn(side.command, side.env, log, args.deadline, grace=side.grace) as server,
         side.publisher() as publish,
     ):
         token = side.login(server.base)
@@ -136,14 +139,14 @@ def measure_latency(side: Side, count: int, args: argparse.Namespace, out: Resul
             out.publish_outside_cores = (outside_seconds() - busy) / wall
             time.sleep(2.0)  # stragglers
             out.latency = merge(group.ask("samples"))
-    out.notes += [f"latency run, gunicorn log: {line}" for line in server.problems()]
+    out.notes += [f"latency run, gunicorn log: {line}" for line in sse_stack.problems(server)]
 
 
-def ours(env: dict[str, str], config: dict[str, str]) -> Side:
+def ours(env: dict[str, str], deadline: stack.Deadline) -> Side:
     """Our backend: the Procfile's `web` line, a bearer token from one login."""
     password = secrets.token_urlsafe(15)
-    sse_stack.run(sse_stack.procfile()["release"], env)
-    sse_stack.run(f"flask --app wsgi create-admin --email {EMAIL} --password={password}", env)
+    stack.prepare_database(env, EMAIL, password, deadline)
+    config = {name: env[name] for name in stack.APP_CONFIG}
 
     def login(base: str) -> str:
         creds = {"email": EMAIL, "password": password, "device_name": "bench-sse"}
@@ -164,7 +167,7 @@ def ours(env: dict[str, str], config: dict[str, str]) -> Side:
             yield send
 
     return Side(
-        "ours", sse_stack.procfile()["web"], env, "/api/v1/events",
+        "ours", stack.procfile()["web"], env, "/api/v1/events",
         "/api/v1/events?topics=products", 40.0, login, publisher,
     )  # fmt: skip
 
@@ -242,37 +245,28 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGALRM, interrupt)
     signal.alarm(int(args.timeout))
-    sys.path.insert(0, str(sse_stack.ROOT))
+    args.deadline = stack.Deadline(args.timeout)
     args.tmp = tempfile.mkdtemp(prefix="bench-sse-")
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{args.tmp}/bench.db"
     try:
-        with sse_stack.redis_server() as (redis_url, redis_kind):
-            config = {
-                "ENV": "production",
-                "SECRET_KEY": secrets.token_urlsafe(36),
-                "JWT_SECRET_KEY": secrets.token_urlsafe(36),
-                "DATABASE_URL": database_url,
-                "REDIS_URL": redis_url,
-            }
+        with stack.embedded_redis_if_needed() as (redis_url, redis_kind):
             base_env = {
                 **{k: v for k, v in os.environ.items() if k != "ENV"},
-                "PATH": f"{sse_stack.BIN}:{os.environ.get('PATH', '')}",
+                "PATH": f"{stack.BIN}:{os.environ.get('PATH', '')}",
                 "REDIS_URL": redis_url,
                 "PYTHONUNBUFFERED": "1",
             }
+            metrics = Path(args.tmp) / "prometheus"
             env = {
-                **base_env, **config, "HOST": HOST, "PORT": str(sse_stack.free_port()),
+                **stack.production_env(database_url, redis_url, metrics, "1000/minute"),
+                "PYTHONUNBUFFERED": "1", "PORT": str(stack.free_port()),
                 "WEB_CONCURRENCY": WORKERS, "WORKER_CONNECTIONS": CONNECTIONS,
-                "RATELIMIT_LOGIN_PER_IP": "1000/minute",
-                "RATELIMIT_LOGIN_PER_EMAIL": "1000/minute",
-                "PROMETHEUS_MULTIPROC_DIR": f"{args.tmp}/prometheus",
             }  # fmt: skip
-            Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir()  # flask commands write there too
             with sse_stack.redis_monitor(redis_url) as monitor:
                 info = redis_info(monitor)
-            results = {"ours": run_side(ours(env, config), args.connections, args)}
+            results = {"ours": run_side(ours(env, args.deadline), args.connections, args)}
             if not args.skip_baseline:
-                side = baseline({**base_env, "PORT": str(sse_stack.free_port())})
+                side = baseline({**base_env, "PORT": str(stack.free_port())})
                 results["baseline"] = run_side(side, args.baseline_connections, args)
         signal.alarm(0)
         db_kind = "SQLite (temp file)" if database_url.startswith("sqlite") else "PostgreSQL"

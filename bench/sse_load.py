@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sse_stack import die_with_parent
+from bench.stack import die_with_parent
 
 SENT = re.compile(rb'"sent_ns":\s*(\d+)')
 STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")

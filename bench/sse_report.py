@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from sse_load import Report
+from bench.sse_load import Report
 
 
 @dataclass
