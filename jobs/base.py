@@ -19,6 +19,8 @@ from flask import Flask, current_app, has_app_context
 from rq import get_current_job
 from rq.job import Job as RQJob
 
+from backend.errors import DomainError
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -99,5 +101,6 @@ def _will_retry(current: RQJob) -> bool:
 
 def _describe(exc: Exception) -> str:
     # What users see: the message, never a traceback (that goes to the worker log).
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}" if not hasattr(exc, "message") else str(message)
+    if isinstance(exc, DomainError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

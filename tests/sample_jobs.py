@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from backend.errors import ValidationFailed
 from jobs.base import job, progress
 
 
@@ -21,3 +22,9 @@ def count_to(n: int, pause: float = 0.0) -> dict[str, int]:
 def explode(message: str) -> None:
     """Fail with `message`."""
     raise ValueError(message)
+
+
+@job
+def refuse(message: str) -> None:
+    """Fail with a domain error (its message is what users see)."""
+    raise ValidationFailed(message)

@@ -15,7 +15,7 @@ from backend.services import jobs
 from backend.services.jobs import JobKind
 from tests.accounts import login, make_user
 from tests.helpers import assert_error, json_body, stream_events
-from tests.sample_jobs import count_to, explode
+from tests.sample_jobs import count_to, explode, refuse
 
 API = "/api/v1"
 
@@ -70,6 +70,14 @@ def test_a_failing_job_records_the_error_without_a_traceback(
     assert body["error"] == "ValueError: bad input"
     assert "Traceback" not in body["error"]
     assert kinds(ada["user"].id)[-1] == "job.failed"
+
+
+def test_a_domain_error_is_shown_by_its_message_alone(
+    app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool]
+) -> None:
+    record = jobs.submit(owner=ada["user"], kind="refuse", func=refuse, args=("Row 3 is bad.",))
+    run_worker()
+    assert Job.get_by_id(record.id).error == "Row 3 is bad."
 
 
 def test_a_retried_job_goes_back_to_queued_until_retries_run_out(
