@@ -44,7 +44,7 @@ def dev_command(host: str, port: int) -> None:
 def create_admin_command(email: str, password: str | None) -> None:
     """Create an admin, or promote an existing user (safe to run again)."""
     try:
-        user, created = users.ensure_admin(email=email, password=password)
+        user, created = users.ensure_account(email=email, password=password, role="admin")
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
@@ -56,9 +56,7 @@ def seed_demo_command() -> None:
     """Create (or reset) a demo admin and user, print their credentials; add a demo catalog."""
     for email, role in (("admin@example.com", "admin"), ("user@example.com", "user")):
         password = secrets.token_urlsafe(12)
-        user, _ = users.ensure_admin(email=email, password=password)
-        if role == "user":
-            users.set_role(user=user, role="user")
+        users.ensure_account(email=email, password=password, role=role)
         click.echo(f"{role:5}  {email}  {password}")
     click.echo(f"catalog: {products.seed_demo_catalog()} products added")
 

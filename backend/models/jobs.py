@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from peewee import CharField, ForeignKeyField, IntegerField, TextField
 
 from backend.models.base import BaseModel, UTCDateTimeField
@@ -29,6 +31,14 @@ class Job(BaseModel):
     cancel_requested = UTCDateTimeField(null=True)
     started_at = UTCDateTimeField(null=True)
     finished_at = UTCDateTimeField(null=True)
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """`{done, total, percent, message}` as the API and `job.*` events carry it."""
+        total = self.progress_total
+        percent = round(100 * self.progress_done / total, 1) if total else None
+        return {"done": self.progress_done, "total": total, "percent": percent,
+                "message": self.progress_message}  # fmt: skip
 
     @property
     def cancel_requested_flag(self) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marshmallow import Schema, fields
 
 
@@ -24,22 +22,13 @@ class JobSchema(Schema):
     status = fields.String(
         metadata={"enum": ["queued", "started", "succeeded", "failed", "cancelled"]}
     )
-    progress = fields.Method("_progress", metadata={"type": "object"})
+    progress = fields.Nested(ProgressSchema)
     result = fields.Raw(allow_none=True)
     error = fields.String(allow_none=True)
     cancel_requested = fields.Boolean(attribute="cancel_requested_flag")
     created_at = fields.AwareDateTime()
     started_at = fields.AwareDateTime(allow_none=True)
     finished_at = fields.AwareDateTime(allow_none=True)
-
-    def _progress(self, job: Any) -> dict[str, Any]:
-        total = job.progress_total
-        return {
-            "done": job.progress_done,
-            "total": total,
-            "percent": round(100 * job.progress_done / total, 1) if total else None,
-            "message": job.progress_message,
-        }
 
 
 class ImportFileSchema(Schema):

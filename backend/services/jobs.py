@@ -57,18 +57,15 @@ _held_back: dict[str, tuple[int, int | None, str]] = {}
 
 
 def job_payload(job: Job) -> dict[str, Any]:
-    """The job as carried by `job.*` events and the API."""
-    total = job.progress_total
-    percent = round(100 * job.progress_done / total, 1) if total else None
+    """The job as carried by `job.*` events."""
     return {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
-        "progress": {"done": job.progress_done, "total": total, "percent": percent,
-                     "message": job.progress_message},
+        "progress": job.progress,
         "result": job.result,
         "error": job.error,
-    }  # fmt: skip
+    }
 
 
 def submit(

@@ -107,9 +107,10 @@ def _apply_changes(
             audit.record(action, client=client, actor=actor, target=user, data=data)
 
 
-def ensure_admin(*, email: str, password: str | None) -> tuple[User, bool]:
-    """Create an admin, or promote and reactivate an existing user (idempotent).
+def ensure_account(*, email: str, password: str | None, role: str) -> tuple[User, bool]:
+    """Create an active account with `role`, or give an existing one that role (idempotent).
 
+    For the CLI (`create-admin`, `seed-demo`): no last-admin check, no audit.
     A given password is checked against the policy and set. Returns the user
     and whether it was created.
     """
@@ -122,18 +123,11 @@ def ensure_admin(*, email: str, password: str | None) -> tuple[User, bool]:
         if user is None:
             user = User(email=address, email_verified=True)
             password = password or secrets.token_urlsafe(16)
-        user.role, user.is_active = "admin", True
+        user.role, user.is_active = role, True
         if password is not None:
             user.password_hash = passwords.hash_password(password)
         user.save()
     return user, created
-
-
-def set_role(*, user: User, role: str) -> User:
-    """Set a role directly (CLI and seeding; no last-admin check, no audit)."""
-    user.role = role
-    user.save()
-    return user
 
 
 def get_active_user(user_id: int) -> User | None:
