@@ -25,7 +25,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `config` overrides it key by key. Raises `backend.config.ConfigError` when
     the configuration is unsafe for production.
     """
-    from backend import api, cli, cors, db, logs, metrics, ratelimit, redis_store, security_headers
+    from backend import (
+        api,
+        cli,
+        cors,
+        db,
+        logs,
+        metrics,
+        ratelimit,
+        redis_store,
+        security_headers,
+        storage,
+    )
     from backend.config import load_config
 
     app = Flask(__name__, static_folder=None)
@@ -33,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     db.init_app(app)
     redis_store.init_app(app)
+    storage.init_app(app)
     metrics.init_app(app)
     cors.init_app(app)
     security_headers.init_app(app)

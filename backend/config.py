@@ -40,6 +40,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "ENV": env.get("ENV", "development"),
@@ -72,12 +76,22 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "EVENTS_TTL_SECONDS": _int(env, "EVENTS_TTL_SECONDS", 24 * 3600),
         "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),
         "IMPORT_MAX_BYTES": _int(env, "IMPORT_MAX_BYTES", 100 * 1024 * 1024),
+        "FILES_DIR": env.get("FILES_DIR") or str(VAR_DIR / "files"),
+        "FILES_MAX_BYTES": _int(env, "FILES_MAX_BYTES", 100 * 1024 * 1024),
+        "FILES_ALLOWED_TYPES": _list(
+            env.get("FILES_ALLOWED_TYPES")
+            or "image/png,image/jpeg,image/gif,image/webp,text/csv,application/pdf"
+        ),
+        "FILES_MAX_PIXELS": _int(env, "FILES_MAX_PIXELS", 40_000_000),
+        "FILES_ORPHAN_AFTER_HOURS": _int(env, "FILES_ORPHAN_AFTER_HOURS", 24),
+        "FILES_EXPORT_TTL_HOURS": _int(env, "FILES_EXPORT_TTL_HOURS", 24),
+        "FILES_ACCEL_REDIRECT_PREFIX": env.get("FILES_ACCEL_REDIRECT_PREFIX") or None,
         "WORKER_HEARTBEAT_SECONDS": _int(env, "WORKER_HEARTBEAT_SECONDS", 10),
         "PURGE_TOKENS_AFTER_DAYS": _int(env, "PURGE_TOKENS_AFTER_DAYS", 7),
         "PURGE_SESSIONS_AFTER_DAYS": _int(env, "PURGE_SESSIONS_AFTER_DAYS", 30),
         "PURGE_NOTIFICATIONS_AFTER_DAYS": _int(env, "PURGE_NOTIFICATIONS_AFTER_DAYS", 90),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
-        "CORS_ORIGINS": [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()],
+        "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
     }
 
 

@@ -80,6 +80,27 @@ class PreconditionFailed(DomainError):
     slug = "precondition_failed"
 
 
+class PayloadTooLarge(DomainError):
+    """The request body or file is larger than allowed (413)."""
+
+    status_code = 413
+    slug = "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    """The content's type is not accepted, or is not what it claims to be (415)."""
+
+    status_code = 415
+    slug = "unsupported_media_type"
+
+
+class RangeNotSatisfiable(DomainError):
+    """The requested byte range lies outside the content (416)."""
+
+    status_code = 416
+    slug = "range_not_satisfiable"
+
+
 class RateLimited(DomainError):
     """Too many requests; `Retry-After` says when to try again (429)."""
 

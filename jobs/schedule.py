@@ -8,7 +8,7 @@ import os
 
 from rq import cron
 
-from jobs import maintenance
+from jobs import files, maintenance
 
 # Every 5 minutes a worker proves it can reach the database and Redis; a
 # failure shows up in RQ's failed registry and the worker logs.
@@ -23,3 +23,5 @@ cron.register(
 )
 # Spent tokens, long-ended sessions and old read notifications, daily at 03:17.
 cron.register(maintenance.purge_old_records, queue_name="low", cron="17 3 * * *")
+# Product-image uploads never attached and expired exports, hourly.
+cron.register(files.cleanup_files, queue_name="low", interval=3600)

@@ -128,7 +128,8 @@ def make_app(database_url: str, redis_url: str, outbox: Path) -> Callable[..., F
 
     def build(**overrides: Any) -> Flask:
         config = {"TESTING": True, "ENV": "development", "DATABASE_URL": database_url,
-                  "REDIS_URL": redis_url, "MAIL_OUTBOX_DIR": str(outbox), **overrides}  # fmt: skip
+                  "REDIS_URL": redis_url, "MAIL_OUTBOX_DIR": str(outbox),
+                  "FILES_DIR": str(outbox.parent / "files"), **overrides}  # fmt: skip
         return create_app(config)
 
     return build

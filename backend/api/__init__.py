@@ -19,6 +19,7 @@ from backend.api import (
     auth,
     errors,
     events,
+    files,
     jobs,
     notifications,
     ops,
@@ -38,6 +39,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     notifications.blp,
     events.blp,
     jobs.blp,
+    files.blp,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
@@ -15,7 +16,9 @@ from backend.schemas.catalog import (
     OrderSchema,
     OrderStatusSchema,
 )
-from backend.services import orders
+from backend.schemas.jobs import JobSchema, OrderExportSchema
+from backend.services import order_export, orders
+from backend.services.order_export import ExportFilter
 from backend.services.orders import OrderItem
 
 blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders.")
@@ -40,6 +43,21 @@ def place_order(payload: dict[str, Any]) -> Any:
         idempotency_key=current_key(),
     )
     return order
+
+
+@blp.route("/export", methods=["POST"])
+@auth_required(blp)
+@blp.arguments(OrderExportSchema(), required=False)
+@blp.response(202, JobSchema)
+def export_orders(payload: dict[str, Any]) -> Any:
+    """Export orders to a CSV file; answers 202 with the job.
+
+    Users get their own orders; admins everyone's, narrowed by `user_id`,
+    `status`, `created_from`, `created_to`. The job's result holds the
+    `file_id` to download from `/files/{id}/content`.
+    """
+    job = order_export.start_export(actor=caller(), filters=ExportFilter(**(payload or {})))
+    return job, 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 
 @blp.route("")

@@ -10,10 +10,13 @@ from backend.models.catalog import (
     OrderLine,
     Product,
 )
+from backend.models.files import FILE_PURPOSES, File
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job
 from backend.models.user import User
 
 __all__ = [
+    "FILE_PURPOSES",
+    "File",
     "JOB_STATUSES",
     "ORDER_STATUSES",
     "TERMINAL_STATUSES",

@@ -53,6 +53,7 @@ class OrderLine(BaseModel):
     """One product in an order, frozen at the moment of ordering."""
 
     order = ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
+    order_id: int
     product = ForeignKeyField(Product, backref="order_lines", on_delete="RESTRICT")
     product_id: int
     sku = CharField(max_length=64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class ProgressSchema(Schema):
@@ -35,3 +35,14 @@ class ImportFileSchema(Schema):
     """A CSV upload (multipart field `file`)."""
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class OrderExportSchema(Schema):
+    """Which orders to export; `user_id` is for admins (others always get their own)."""
+
+    status = fields.String(
+        validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
+    )
+    user_id = fields.Integer(validate=validate.Range(min=1))
+    created_from = fields.AwareDateTime(metadata={"description": "Orders created at or after"})
+    created_to = fields.AwareDateTime(metadata={"description": "Orders created before"})

@@ -50,6 +50,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     "products.import": JobKind(timeout=3600),
     "orders.export": JobKind(timeout=1800, requeue_if_abandoned=True),
+    "files.renditions": JobKind(timeout=300, requeue_if_abandoned=True),
 }
 
 _last_sent: dict[str, float] = {}

@@ -18,7 +18,7 @@ from backend.db import db
 from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import Job, OrderLine, Product, User, utcnow
-from backend.services import audit
+from backend.services import audit, files
 from backend.services import jobs as job_records
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
@@ -102,11 +102,18 @@ def create_product(*, actor: User, data: dict[str, Any], client: ClientInfo) -> 
     require_role(actor, "admin")
     try:
         with db.atomic():
+            _claim_image(actor, data)
             product = Product.create(**{k: v for k, v in data.items() if k in WRITABLE})
             _after_write(product, "product.created", actor=actor, client=client)
     except IntegrityError as exc:
         raise Conflict(f"SKU {data.get('sku')!r} is already used.", error="sku_taken") from exc
     return product
+
+
+def _claim_image(actor: User, values: dict[str, Any]) -> None:
+    # The image becomes public with the product (see services.files).
+    if values.get("image_file_id") is not None:
+        files.claim_for_product(actor=actor, file_id=values["image_file_id"])
 
 
 def update_product(
@@ -127,6 +134,7 @@ def update_product(
     now = utcnow()
     try:
         with db.atomic():
+            _claim_image(actor, values)
             updated = (
                 Product.update(**values, updated_at=now)
                 .where((Product.id == product_id) & (Product.updated_at == expected_updated_at))

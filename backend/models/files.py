@@ -1,0 +1,45 @@
+"""Stored files: uploads, product images and exports, with their image renditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import BigIntegerField, CharField, ForeignKeyField
+
+from backend.models.base import BaseModel, UTCDateTimeField
+from backend.models.fields import JSONTextField
+from backend.models.user import User
+
+FILE_PURPOSES = ("upload", "product_image", "export")
+
+
+class File(BaseModel):
+    """A stored file: who owns it, what it is, and where its bytes are (`sha256`).
+
+    `variants` maps a rendition name (`thumb`, `mobile`, `desktop`) to
+    `{sha256, content_type, size, width, height}`; it fills in when the
+    rendition job has run.
+    """
+
+    owner = ForeignKeyField(User, null=True, backref="files", on_delete="SET NULL")
+    owner_id: int | None
+    filename = CharField(max_length=255)
+    content_type = CharField(max_length=127)
+    size = BigIntegerField()
+    sha256 = CharField(max_length=64, index=True)
+    purpose = CharField(max_length=32, default="upload", index=True)
+    variants = JSONTextField(default=dict)
+    width = BigIntegerField(null=True)
+    height = BigIntegerField(null=True)
+    rendition_job_id = CharField(max_length=64, null=True)
+    expires_at = UTCDateTimeField(null=True, index=True)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the file is a raster image renditions can be made of."""
+        return bool(self.content_type.startswith("image/"))
+
+    def variant(self, name: str) -> dict[str, Any] | None:
+        """Return a ready rendition's description, or None."""
+        found: dict[str, Any] | None = (self.variants or {}).get(name)
+        return found
