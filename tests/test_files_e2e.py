@@ -24,6 +24,7 @@ from tests.sse import LiveStream
 pytestmark = pytest.mark.slow
 
 ORDERS = 10_000
+LIMIT = 5 * 1024 * 1024
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def stack(
     make_user("root@example.test", role="admin")
     port = free_port()
     env = {**procfile_environment(database_url, redis_url, port),
-           "FILES_DIR": str(tmp_path / "files")}  # fmt: skip
+           "FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(LIMIT)}  # fmt: skip
     processes(["bash", "-c", f"exec {procfile()['web']}"], env)
     processes(["bash", "-c", f"exec {procfile()['worker']}"], env)
     wait_until_up(f"http://127.0.0.1:{port}/healthz")
@@ -95,6 +96,27 @@ def test_upload_renditions_and_conditional_downloads(stack: tuple[str, dict[str,
     assert whole.headers["content-length"] == str(len(original))
     by_width = httpx.get(f"{content}?w=500", headers=headers, timeout=10)
     assert by_width.headers["etag"] == f'"{info["variants"]["mobile"]["sha256"]}"'
+
+
+def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(
+    stack: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, headers = stack
+    big = tmp_path / "big.csv"
+    with big.open("wb") as out:
+        out.write(b"a,b\n")
+        for _ in range(LIMIT // (1024 * 1024) + 1):
+            out.write(b"1,2\n" * (256 * 1024))
+    with big.open("rb") as handle:
+        response = httpx.post(
+            f"{base}/files", headers=headers, timeout=30,
+            files={"file": ("big.csv", handle, "text/csv")},
+        )  # fmt: skip
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "payload_too_large"
+    stored = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
+    assert stored == []
+    assert httpx.get(f"{base}/files", headers=headers, timeout=10).json() == []
 
 
 def add_orders(count: int) -> None:
