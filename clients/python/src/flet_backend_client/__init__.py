@@ -1,0 +1,75 @@
+"""Python client SDK for the flet-backend API (async first, with a blocking wrapper).
+
+Example:
+    ```python
+    async with AsyncClient("http://127.0.0.1:8000") as client:
+        await client.login("ada@example.com", "correct horse battery")
+        page = await client.list_products(q="lamp")
+        async with client.events(topics=["products"]) as stream:
+            async for event in stream:
+                ...
+    ```
+"""
+
+from flet_backend_client.client import AsyncClient
+from flet_backend_client.errors import (
+    ApiError,
+    AuthError,
+    ConflictError,
+    ConnectionFailed,
+    FletBackendError,
+    ForbiddenError,
+    InsufficientStockError,
+    NotFoundError,
+    PreconditionFailedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from flet_backend_client.events import EventStream
+from flet_backend_client.models import (
+    Event,
+    FileInfo,
+    Job,
+    JobProgress,
+    Notification,
+    Order,
+    OrderLine,
+    Page,
+    Product,
+    User,
+)
+from flet_backend_client.sync import Client, SyncEventStream
+from flet_backend_client.tokens import MemoryTokenStore, Tokens, TokenStore
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AuthError",
+    "Client",
+    "ConflictError",
+    "ConnectionFailed",
+    "Event",
+    "EventStream",
+    "FileInfo",
+    "FletBackendError",
+    "ForbiddenError",
+    "InsufficientStockError",
+    "Job",
+    "JobProgress",
+    "MemoryTokenStore",
+    "NotFoundError",
+    "Notification",
+    "Order",
+    "OrderLine",
+    "Page",
+    "PreconditionFailedError",
+    "Product",
+    "RateLimitedError",
+    "ServiceUnavailableError",
+    "SyncEventStream",
+    "TokenStore",
+    "Tokens",
+    "User",
+    "ValidationError",
+]

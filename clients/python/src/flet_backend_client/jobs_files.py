@@ -1,0 +1,170 @@
+"""Background jobs and files: the part of `AsyncClient` that deals with long work and bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from urllib.parse import quote, urlencode
+
+from flet_backend_client.errors import FletBackendError
+from flet_backend_client.events import EventStream
+from flet_backend_client.models import FileInfo, Job, Page
+from flet_backend_client.session import Session
+from flet_backend_client.uploads import MultipartFile, ProgressCallback, Source
+
+JobCallback = Callable[[Job], None]
+
+
+class JobsAndFiles:
+    """Jobs (`/jobs`, imports, exports), files (`/files`) and live events."""
+
+    _session: Session
+    job_poll_interval: float = 5.0
+
+    def events(
+        self,
+        topics: Sequence[str] = (),
+        last_event_id: str | None = None,
+        heartbeat_timeout: float = 45.0,
+        max_backoff: float = 30.0,
+    ) -> EventStream:
+        """Subscribe to live events (nothing is sent until iteration starts).
+
+        Args:
+            topics: Extra channels (`products`; `admin` for admins). The user's
+                own channel is always included.
+            last_event_id: Resume after this event (a `stream.reset` comes first
+                when it is too old or unknown).
+            heartbeat_timeout: Seconds without any byte before reconnecting.
+            max_backoff: Cap of the reconnect delay in seconds.
+
+        Returns:
+            An `EventStream`: `async with client.events() as s: async for e in s:`.
+        """
+        return EventStream(self._session, topics, last_event_id, heartbeat_timeout, max_backoff)
+
+    async def get_job(self, job_id: str) -> Job:
+        """Return a job's status, progress, result or error."""
+        return Job.from_json(await self._session.json("GET", f"/jobs/{quote(job_id)}", retries=2))
+
+    async def list_jobs(self, page: int = 1, page_size: int = 20) -> Page[Job]:
+        """List the caller's jobs, newest first (admins: everyone's)."""
+        params = {"page": page, "page_size": page_size}
+        response = await self._session.request("GET", "/jobs", params=params, retries=2)
+        items = [Job.from_json(item) for item in response.json()]
+        return Page.from_header(items, response.headers.get("X-Pagination"), page, page_size)
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel a job (a running one stops soon after); 409 `job_finished` if it ended."""
+        return Job.from_json(await self._session.json("POST", f"/jobs/{quote(job_id)}/cancel"))
+
+    async def wait_for_job(
+        self, job_id: str, on_progress: JobCallback | None = None, timeout: float = 300.0
+    ) -> Job:
+        """Wait until a job ends, following its `job.*` events (and polling as a fallback).
+
+        Args:
+            job_id: The job to follow.
+            on_progress: Called with each state seen, the final one included.
+            timeout: Seconds to wait in all.
+
+        Returns:
+            The terminal job (succeeded, failed or cancelled).
+
+        Raises:
+            TimeoutError: The job did not end within `timeout`.
+        """
+        async with asyncio.timeout(timeout):
+            return await self._follow_job(job_id, on_progress)
+
+    async def _follow_job(self, job_id: str, on_progress: JobCallback | None) -> Job:
+        updates: asyncio.Queue[Job] = asyncio.Queue()
+        stream = self.events()
+        reader = asyncio.create_task(_pump_job_events(stream, job_id, updates))
+        try:
+            job = await self.get_job(job_id)
+            while True:
+                if on_progress is not None:
+                    on_progress(job)
+                if job.is_terminal:
+                    break
+                poll = self.job_poll_interval if not reader.done() else 1.0
+                try:
+                    job = await asyncio.wait_for(updates.get(), poll)
+                except TimeoutError:
+                    job = await self.get_job(job_id)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, FletBackendError):
+                await reader
+            await stream.aclose()
+        return await self.get_job(job_id)  # the full record, with timestamps
+
+    async def import_products(self, csv: Source) -> Job:
+        """Start a catalog import from a CSV (admin); returns the queued job.
+
+        Columns `sku,name,description,price,currency,stock` with a header row.
+        """
+        upload = MultipartFile.build(csv, content_type="text/csv", default_name="products.csv")
+        response = await self._session.request(
+            "POST", "/products/import", headers=upload.headers, body=upload.body
+        )
+        return Job.from_json(response.json())
+
+    async def export_orders(self) -> Job:
+        """Start a CSV export of the caller's orders (admins: all); the result holds `file_id`."""
+        return Job.from_json(await self._session.json("POST", "/orders/export"))
+
+    async def upload_file(
+        self,
+        source: Source,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> FileInfo:
+        """Upload a file (streamed in chunks), calling `on_progress(sent, total)` as it goes.
+
+        Args:
+            source: A path, or the bytes themselves.
+            filename: The name to send (default: the path's name).
+            content_type: The type to send (default: guessed from the name).
+            on_progress: Called after each chunk with bytes sent and the body's size.
+
+        Returns:
+            The stored file's metadata.
+        """
+        upload = MultipartFile.build(source, filename=filename, content_type=content_type)
+        response = await self._session.request(
+            "POST", "/files", headers=upload.headers, body=lambda: upload.body(on_progress)
+        )
+        return FileInfo.from_json(response.json())
+
+    async def get_file(self, file_id: int) -> FileInfo:
+        """Return a file's metadata."""
+        return FileInfo.from_json(await self._session.json("GET", f"/files/{file_id}", retries=2))
+
+    def file_url(self, file_id: int, variant: str | None = None) -> str:
+        """The address of a file's content (e.g. for an image widget; public for product images)."""
+        url = f"{self._session.api_url}/files/{file_id}/content"
+        return f"{url}?{urlencode({'variant': variant})}" if variant else url
+
+    async def download_file(self, file_id: int, variant: str | None = None) -> bytes:
+        """Download a file's content (or one of an image's variants)."""
+        response = await self._session.request(
+            "GET", f"/files/{file_id}/content", params={"variant": variant}, retries=2
+        )
+        return response.content
+
+    async def delete_file(self, file_id: int) -> None:
+        """Delete a file (owner or admin)."""
+        await self._session.request("DELETE", f"/files/{file_id}")
+
+
+async def _pump_job_events(stream: EventStream, job_id: str, updates: asyncio.Queue[Job]) -> None:
+    """Put every `job.*` event of `job_id` on `updates` (ends quietly if the stream fails)."""
+    with contextlib.suppress(FletBackendError):
+        async for event in stream:
+            if event.type.startswith("job.") and str(event.data.get("id")) == job_id:
+                updates.put_nowait(Job.from_json(event.data))

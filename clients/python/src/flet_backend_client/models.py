@@ -1,0 +1,321 @@
+"""Typed, immutable views of the API's resources, built from JSON (extra fields ignored)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+JSON = Mapping[str, Any]
+
+
+def _dt(value: Any) -> datetime | None:
+    """Parse an ISO 8601 timestamp; None for missing or empty."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value if value is not None else "0"))
+
+
+@dataclass(frozen=True)
+class User:
+    """An account."""
+
+    id: int
+    email: str
+    full_name: str
+    role: str
+    is_active: bool
+    email_verified: bool
+    created_at: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user has the admin role."""
+        return self.role == "admin"
+
+    @classmethod
+    def from_json(cls, data: JSON) -> User:
+        """Build from the API's JSON."""
+        return cls(
+            id=int(data["id"]),
+            email=str(data.get("email", "")),
+            full_name=str(data.get("full_name") or ""),
+            role=str(data.get("role", "user")),
+            is_active=bool(data.get("is_active", True)),
+            email_verified=bool(data.get("email_verified", False)),
+            created_at=_dt(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Product:
+    """A catalog product; `price` is a `Decimal` in `currency`."""
+
+    id: int
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    stock: int
+    is_active: bool
+    image_file_id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Product:
+        """Build from the API's JSON."""
+        image = data.get("image_file_id")
+        return cls(
+            id=int(data["id"]),
+            sku=str(data.get("sku", "")),
+            name=str(data.get("name", "")),
+            description=str(data.get("description") or ""),
+            price=_money(data.get("price")),
+            currency=str(data.get("currency", "USD")),
+            stock=int(data.get("stock") or 0),
+            is_active=bool(data.get("is_active", True)),
+            image_file_id=int(image) if image is not None else None,
+            created_at=_dt(data.get("created_at")),
+            updated_at=_dt(data.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of an order, with the price and names copied at order time."""
+
+    product_id: int
+    sku: str
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+    @classmethod
+    def from_json(cls, data: JSON) -> OrderLine:
+        """Build from the API's JSON."""
+        return cls(
+            product_id=int(data["product_id"]),
+            sku=str(data.get("sku", "")),
+            name=str(data.get("name", "")),
+            unit_price=_money(data.get("unit_price")),
+            quantity=int(data.get("quantity") or 0),
+            line_total=_money(data.get("line_total")),
+        )
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order and its lines."""
+
+    id: int
+    user_id: int
+    status: str
+    items: tuple[OrderLine, ...]
+    total: Decimal
+    currency: str
+    note: str
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Order:
+        """Build from the API's JSON."""
+        return cls(
+            id=int(data["id"]),
+            user_id=int(data.get("user_id") or 0),
+            status=str(data.get("status", "")),
+            items=tuple(OrderLine.from_json(line) for line in data.get("items") or ()),
+            total=_money(data.get("total")),
+            currency=str(data.get("currency", "USD")),
+            note=str(data.get("note") or ""),
+            created_at=_dt(data.get("created_at")),
+            updated_at=_dt(data.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message for the user (order status changed, job finished, ...)."""
+
+    id: int
+    kind: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    read_at: datetime | None
+    created_at: datetime | None
+
+    @property
+    def is_read(self) -> bool:
+        """Whether it was marked read."""
+        return self.read_at is not None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Notification:
+        """Build from the API's JSON."""
+        return cls(
+            id=int(data["id"]),
+            kind=str(data.get("kind", "")),
+            title=str(data.get("title", "")),
+            body=str(data.get("body") or ""),
+            data=dict(data.get("data") or {}),
+            read_at=_dt(data.get("read_at")),
+            created_at=_dt(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a job got: `done` of `total` (None when unknown)."""
+
+    done: int = 0
+    total: int | None = None
+    percent: float | None = None
+    message: str = ""
+
+    @classmethod
+    def from_json(cls, data: JSON | None) -> JobProgress:
+        """Build from the API's JSON."""
+        data = data or {}
+        total, percent = data.get("total"), data.get("percent")
+        return cls(
+            done=int(data.get("done") or 0),
+            total=int(total) if total is not None else None,
+            percent=float(percent) if percent is not None else None,
+            message=str(data.get("message") or ""),
+        )
+
+
+JOB_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job; `result` is whatever the job returned (JSON)."""
+
+    id: str
+    kind: str
+    status: str
+    progress: JobProgress
+    result: Any = None
+    error: str | None = None
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has ended (succeeded, failed or cancelled)."""
+        return self.status in JOB_TERMINAL
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Job:
+        """Build from the API's JSON (or a `job.*` event's data)."""
+        error = data.get("error")
+        return cls(
+            id=str(data["id"]),
+            kind=str(data.get("kind", "")),
+            status=str(data.get("status", "")),
+            progress=JobProgress.from_json(data.get("progress")),
+            result=data.get("result"),
+            error=str(error) if error is not None else None,
+            cancel_requested=bool(data.get("cancel_requested", False)),
+            created_at=_dt(data.get("created_at")),
+            started_at=_dt(data.get("started_at")),
+            finished_at=_dt(data.get("finished_at")),
+        )
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """An uploaded file's metadata; `variants` names the image sizes available."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    variants: tuple[str, ...]
+    created_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> FileInfo:
+        """Build from the API's JSON (`variants` may be a list or an object)."""
+        variants = data.get("variants") or ()
+        return cls(
+            id=int(data["id"]),
+            filename=str(data.get("filename", "")),
+            content_type=str(data.get("content_type", "")),
+            size=int(data.get("size") or 0),
+            sha256=str(data.get("sha256") or ""),
+            variants=tuple(str(v) for v in variants),
+            created_at=_dt(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One live event: an opaque resume `id`, its `type` and its JSON `data`."""
+
+    id: str | None
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_sse(cls, event_id: str, event_type: str, raw: str) -> Event:
+        """Build from an SSE frame; non-object data is kept under `value`."""
+        try:
+            parsed: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            parsed = raw
+        data = parsed if isinstance(parsed, dict) else {"value": parsed}
+        return cls(id=event_id or None, type=event_type, data=data)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, with the totals from the `X-Pagination` header."""
+
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a later page exists."""
+        return self.page < self.total_pages
+
+    @classmethod
+    def from_header(cls, items: list[T], header: str | None, page: int, page_size: int) -> Page[T]:
+        """Build from the items and the raw `X-Pagination` JSON header."""
+        try:
+            meta: Any = json.loads(header) if header else {}
+        except ValueError:
+            meta = {}
+        if not isinstance(meta, dict):
+            meta = {}
+        total = int(meta.get("total", len(items)))
+        pages = meta.get("total_pages")
+        if pages is None:
+            pages = -(-total // page_size) if page_size else 1
+        return cls(
+            items=items,
+            total=total,
+            page=int(meta.get("page", page)),
+            page_size=page_size,
+            total_pages=int(pages),
+        )
