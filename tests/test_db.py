@@ -88,3 +88,40 @@ def test_request_connection_is_closed_after_the_request(app: Flask) -> None:
         User.select().count()
         assert not db.is_closed()
     assert db.is_closed()
+
+
+def test_sqlite_is_pooled_in_production(tmp_path: Path) -> None:
+    from playhouse.pool import PooledSqliteDatabase
+
+    pooled = database_from_url(f"sqlite:///{tmp_path}/p.db", pooled=True, pool_size=3)
+    assert isinstance(pooled, PooledSqliteDatabase)
+    assert pooled._max_connections == 3
+    assert pooled.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    pooled.close()
+
+
+def test_a_forked_child_never_reuses_the_parents_connections(tmp_path: Path) -> None:
+    import os
+
+    from backend.db import forget_connections_in_child
+
+    database = database_from_url(f"sqlite:///{tmp_path}/f.db", pooled=True, pool_size=3)
+    db.initialize(database)
+    try:
+        database.connect()
+        parent_conn = database.connection()
+        database.close()  # back into the pool
+        database.connect()
+        assert database.connection() is parent_conn
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            same = database.connection() is parent_conn
+            os.write(write, b"same" if same else b"fresh")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 10) == b"fresh"
+        forget_connections_in_child()  # in this process too: nothing left to reuse
+        assert database.is_closed()
+    finally:
+        db.initialize(None)
