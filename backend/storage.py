@@ -8,18 +8,21 @@ S3-compatible bucket) only has to implement `Storage`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
 
 CHUNK = 1024 * 1024
+DIRECT_UPLOAD_ENDPOINTS = frozenset({"files.upload_file"})
 _KEY = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
@@ -96,6 +99,69 @@ def relative_path(key: str) -> str:
     return f"{key[:2]}/{key[2:4]}/{key}"
 
 
+class Incoming:
+    """A file being received (an upload part), hashed as it is written.
+
+    Werkzeug writes the request's file part into it; `LocalStorage.put`
+    then renames it into place instead of copying it. Closed without being
+    adopted (a refused or failed upload), it deletes itself.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
+        self.path = Path(name)
+        self.folder = folder
+        self._file = os.fdopen(fd, "w+b")
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.adopted = False
+
+    def write(self, data: bytes) -> int:
+        """Write and hash `data`."""
+        self._digest.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read back what was written (after `seek`)."""
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the read position."""
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        """Return the position."""
+        return self._file.tell()
+
+    def flush(self) -> None:
+        """Flush buffered writes."""
+        self._file.flush()
+
+    def readable(self) -> bool:
+        """Incoming files can be read back."""
+        return True
+
+    def writable(self) -> bool:
+        """Incoming files are written by the form parser."""
+        return True
+
+    def seekable(self) -> bool:
+        """Incoming files can seek."""
+        return True
+
+    def hexdigest(self) -> str:
+        """Return the sha256 of everything written."""
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        """Close the file; delete it unless it was adopted into storage."""
+        self._file.close()
+        if not self.adopted:
+            self.path.unlink(missing_ok=True)
+
+
 class LocalStorage:
     """Objects as files under one folder: `ab/cd/abcd…` by sha256.
 
@@ -112,8 +178,18 @@ class LocalStorage:
         """Return where the object with `key` lives (whether or not it exists)."""
         return self.root / relative_path(key)
 
+    def incoming(self) -> Incoming:
+        """Return a new file to receive an upload into (see `put`)."""
+        return Incoming(self._incoming)
+
     def put(self, source: Readable, *, max_bytes: int | None = None) -> StoredObject:
-        """Stream `source` to a temporary file while hashing, then rename it into place."""
+        """Stream `source` to a temporary file while hashing, then rename it into place.
+
+        An `Incoming` file of this storage is renamed into place as it is, with
+        no second copy.
+        """
+        if isinstance(source, Incoming) and source.folder == self._incoming:
+            return self._adopt(source, max_bytes=max_bytes)
         self._incoming.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
@@ -136,6 +212,17 @@ class LocalStorage:
             raise
         return StoredObject(key=key, size=size)
 
+    def _adopt(self, source: Incoming, *, max_bytes: int | None) -> StoredObject:
+        if max_bytes is not None and source.size > max_bytes:
+            raise TooLarge(max_bytes)
+        source.flush()
+        key = source.hexdigest()
+        final = self.path_for(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source.path, final)
+        source.adopted = True
+        return StoredObject(key=key, size=source.size)
+
     def open(self, key: str) -> IO[bytes]:
         """Open the object for reading. Raises `FileNotFoundError`."""
         return self.path_for(key).open("rb")
@@ -156,6 +243,18 @@ class LocalStorage:
         """Return the object's path."""
         return self.path_for(key)
 
+    def purge_incoming(self, *, older_than_seconds: float) -> int:
+        """Delete temporary files left by killed processes; return how many."""
+        if not self._incoming.is_dir():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in self._incoming.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def keys(self) -> Iterator[str]:
         """Yield every stored key (for audits and cleanup)."""
         for path in self.root.glob("??/??/*"):
@@ -164,8 +263,47 @@ class LocalStorage:
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its storage (`FILES_DIR` on the local filesystem)."""
+    """Give the app its storage (`FILES_DIR` on the local filesystem).
+
+    Uploads to `DIRECT_UPLOAD_ENDPOINTS` are received into the storage's own
+    temporary folder, hashed on arrival and renamed into place: one write.
+    """
     app.extensions["storage"] = LocalStorage(app.config["FILES_DIR"])
+    app.request_class = UploadRequest
+
+
+class UploadRequest(Request):
+    """Flask's request; file parts sent to `DIRECT_UPLOAD_ENDPOINTS` go straight into storage."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        storage = current_app.extensions.get("storage")
+        if self.endpoint in DIRECT_UPLOAD_ENDPOINTS and isinstance(storage, LocalStorage):
+            incoming = storage.incoming()
+            self._incoming.append(incoming)
+            return cast(IO[bytes], incoming)
+        return super()._get_file_stream(
+            total_content_length, content_type, filename, content_length
+        )
+
+    @functools.cached_property
+    def _incoming(self) -> list[Incoming]:
+        return []
+
+    def close(self) -> None:
+        """Close the request's files; delete received parts no one adopted.
+
+        Also those of an upload cut short (say, 413 while streaming), which
+        never reached `request.files`.
+        """
+        super().close()
+        for incoming in self._incoming:
+            incoming.close()
 
 
 def get_storage() -> Storage:

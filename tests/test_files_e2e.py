@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,19 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(
         )  # fmt: skip
     assert response.status_code == 413, response.text
     assert response.json()["error"] == "payload_too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        yield b"Content-Type: text/csv\r\n\r\na,b\n"
+        for _ in range(LIMIT // (1024 * 1024) + 2):
+            yield b"1,2\n" * (256 * 1024)
+        yield b"\r\n--b--\r\n"
+
+    streamed = httpx.post(
+        f"{base}/files", headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+        content=chunked(), timeout=30,
+    )  # fmt: skip
+    assert streamed.status_code == 413, streamed.text
     stored = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
     assert stored == []
     assert httpx.get(f"{base}/files", headers=headers, timeout=10).json() == []

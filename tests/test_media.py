@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -198,7 +199,11 @@ def test_cleanup_deletes_unattached_product_images_and_expired_exports(
         File.get_by_id(orphan).sha256,
         *(v["sha256"] for v in File.get_by_id(orphan).variants.values()),
     ]
-    assert files.cleanup() == {"orphans": 1, "expired_exports": 1}
+    stale = Path(app.config["FILES_DIR"]) / "incoming" / "upload-left-by-a-killed-worker"
+    stale.write_bytes(b"x")
+    os.utime(stale, (0, 0))
+    assert files.cleanup() == {"orphans": 1, "expired_exports": 1, "incoming_removed": 1}
+    assert not stale.exists()
     assert {f.id for f in File.select()} == {kept, fresh, own}
     root = Path(app.config["FILES_DIR"])
     remaining = {p.name for p in root.glob("??/??/*")}

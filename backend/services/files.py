@@ -32,7 +32,7 @@ from backend.services.media import (
     safe_filename,
     sniff,
 )
-from backend.storage import Readable, StoredObject, TooLarge, get_storage
+from backend.storage import Incoming, LocalStorage, Readable, StoredObject, TooLarge, get_storage
 from backend.storage import relative_path as storage_relative_path
 
 PUBLIC_PURPOSES = ("product_image",)
@@ -84,7 +84,8 @@ def upload(
         filename=name,
         allowed=current_app.config["FILES_ALLOWED_TYPES"],
     )
-    stored = _store(_Prefixed(head, stream))
+    # An upload received straight into storage is adopted as it is (no copy).
+    stored = _store(stream if isinstance(stream, Incoming) else _Prefixed(head, stream))
     try:
         dimensions = _dimensions(stored.key) if content_type in RENDERABLE_TYPES else None
         record = _record(owner, name, content_type, stored, purpose, dimensions)
@@ -353,7 +354,13 @@ def cleanup() -> dict[str, int]:
     for batch in (orphans, expired):
         if batch:
             _delete_records(batch)
-    return {"orphans": len(orphans), "expired_exports": len(expired)}
+    storage = get_storage()
+    leftovers = (
+        storage.purge_incoming(older_than_seconds=24 * 3600)
+        if isinstance(storage, LocalStorage)
+        else 0
+    )
+    return {"orphans": len(orphans), "expired_exports": len(expired), "incoming_removed": leftovers}
 
 
 def list_files(*, user: User, page: int, page_size: int) -> tuple[list[File], int]:
