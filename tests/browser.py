@@ -96,13 +96,36 @@ def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: flo
 
 @dataclass
 class Node:
-    """A semantics node found on the page: its centre and what it says."""
+    """A semantics node found on the page: its centre, size and what it says."""
 
     x: float
     y: float
     label: str
     tag: str
     role: str
+    width: float = 0.0
+    height: float = 0.0
+
+
+@dataclass
+class NetworkResponse:
+    """A response the page received (from `Network.responseReceived`)."""
+
+    url: str
+    status: int
+    mime_type: str
+    headers: dict[str, str]  # names lower-cased
+    request_headers: dict[str, str]  # as sent, names lower-cased (when Chromium reports them)
+    request_id: str = ""
+
+
+@dataclass
+class NetworkFailure:
+    """A request that failed (from `Network.loadingFailed`): CORS, connection, blocked..."""
+
+    url: str
+    error: str
+    details: dict[str, Any]
 
 
 class Tab:
@@ -114,6 +137,11 @@ class Tab:
         )
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
+        self.responses: list[NetworkResponse] = []  # while the Network domain is enabled
+        self.failures: list[NetworkFailure] = []
+        self.finished: set[str] = set()  # request ids whose body arrived in full
+        self._requests: dict[str, tuple[str, dict[str, str]]] = {}  # id -> (url, headers)
+        self._raw: dict[str, dict[str, Any]] = {}  # id -> the raw request / response headers
 
     def close(self) -> None:
         """Close the DevTools connection."""
@@ -132,13 +160,44 @@ class Tab:
             message = json.loads(self.ws.recv(timeout=remaining))
             if message.get("id") != call_id:
                 if "method" in message:
-                    self.events.append(message)
-                    del self.events[:-500]
+                    self._on_event(message)
                 continue
             if "error" in message:
                 raise BrowserError(f"{method}: {message['error']}")
             result: dict[str, Any] = message.get("result", {})
             return result
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        """Keep an event; note network requests, responses and failures."""
+        self.events.append(message)
+        del self.events[:-500]
+        method, params = message["method"], message.get("params", {})
+        request_id = str(params.get("requestId", ""))
+        if method == "Network.requestWillBeSent":
+            request = params.get("request", {})
+            self._requests[request_id] = (request.get("url", ""), _lower(request.get("headers")))
+        elif method == "Network.responseReceived":
+            response = params.get("response", {})
+            sent = (
+                _lower(response.get("requestHeaders"))
+                or self._requests.get(request_id, ("", {}))[1]
+            )
+            self.responses.append(
+                NetworkResponse(
+                    url=response.get("url", ""), status=int(response.get("status", 0)),
+                    mime_type=response.get("mimeType", ""),
+                    headers=_lower(response.get("headers")), request_headers=sent,
+                    request_id=request_id,
+                )
+            )  # fmt: skip
+        elif method == "Network.loadingFinished":
+            self.finished.add(request_id)
+        elif method in ("Network.requestWillBeSentExtraInfo", "Network.responseReceivedExtraInfo"):
+            self._raw.setdefault(request_id, {})[method.rsplit(".", 1)[1]] = params
+        elif method == "Network.loadingFailed":
+            url = self._requests.get(request_id, ("?", {}))[0]
+            details = {**params, **self._raw.get(request_id, {})}  # what went over the wire
+            self.failures.append(NetworkFailure(url, params.get("errorText", ""), details))
 
     def evaluate(self, expression: str) -> Any:
         """Evaluate JavaScript in the page and return its value (JSON-serialisable)."""
@@ -160,6 +219,47 @@ class Tab:
             "Emulation.setDeviceMetricsOverride",
             width=width, height=height, deviceScaleFactor=1, mobile=False,
         )  # fmt: skip
+
+    # --- network -----------------------------------------------------------------------
+
+    def enable_network(self) -> None:
+        """Start recording the page's requests, responses and failures (from scratch)."""
+        self.responses.clear()
+        self.failures.clear()
+        self.finished.clear()
+        self._requests.clear()
+        self._raw.clear()
+        self.send("Network.enable")
+
+    def disable_network(self) -> None:
+        """Stop recording network traffic."""
+        self.send("Network.disable")
+
+    def wait_for_response(self, pattern: str, timeout: float = 30) -> NetworkResponse:
+        """Wait until a response whose URL matches the regex `pattern` has fully arrived.
+
+        Needs `enable_network()` first. A request matching `pattern` that failed (a CORS
+        refusal, say) ends the wait at once, with Chromium's reason.
+        """
+        regex = re.compile(pattern)
+
+        def probe() -> NetworkResponse | None:
+            self.evaluate("0")  # a round trip, so that pending events are read
+            for failure in self.failures:
+                if regex.search(failure.url):
+                    raise BrowserError(
+                        f"request {failure.url} failed: {failure.error} {failure.details}"
+                    )
+            for response in self.responses:
+                if regex.search(response.url) and response.request_id in self.finished:
+                    return response
+            return None
+
+        try:
+            return poll(probe, timeout, f"a response from {pattern!r}")
+        except BrowserError as exc:
+            seen = "\n".join(f"{r.status} {r.url}" for r in self.responses[-30:])
+            raise BrowserError(f"{exc}; responses seen:\n{seen}") from None
 
     # --- Flutter semantics -------------------------------------------------------------
 
@@ -225,7 +325,9 @@ class Tab:
     def find(self, needle: str, selector: str = "flt-semantics", exact: bool = False) -> list[Node]:
         """Return the semantics nodes matching `needle` (smallest first)."""
         found = self.evaluate(f"{FIND_JS}({json.dumps([selector, needle, exact])})") or []
-        return [Node(n["x"], n["y"], n["label"], n["tag"], n["role"]) for n in found]
+        return [
+            Node(n["x"], n["y"], n["label"], n["tag"], n["role"], n["w"], n["h"]) for n in found
+        ]
 
     def wait_for_node(
         self, needle: str, selector: str = "flt-semantics", timeout: float = 30, exact: bool = False
@@ -325,12 +427,20 @@ class Tab:
         self.send("Input.dispatchKeyEvent", type="rawKeyDown", modifiers=modifiers, **common)
         self.send("Input.dispatchKeyEvent", type="keyUp", modifiers=modifiers, **common)
 
+    def screenshot_png(self) -> bytes:
+        """Return a PNG of the viewport."""
+        return base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
+
     def screenshot(self, path: Path) -> Path:
         """Save a PNG of the viewport to `path`."""
-        data = self.send("Page.captureScreenshot", format="png")["data"]
+        data = self.screenshot_png()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
+        path.write_bytes(data)
         return path
+
+
+def _lower(headers: dict[str, Any] | None) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
 
 
 def _soon(probe: Callable[[], bool], timeout: float) -> bool:

@@ -2,28 +2,33 @@
 
 gunicorn and an RQ worker start from the Procfile, the CLI creates the accounts and the demo
 catalog, the Flet app (`clients/flet_shop`) runs in web mode, and Chromium is driven over the
-DevTools protocol (`tests/browser.py`), reading what the user sees from Flutter's semantics tree.
+DevTools protocol (`tests/browser.py`), reading what the user sees from Flutter's semantics tree
+and, for product images, which requests the browser made (CDP `Network` events).
 Screenshots of every step land in `$E2E_ARTIFACTS_DIR` (default `var/e2e-artifacts/`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 
 from backend.config import PROJECT_ROOT
 from tests.accounts import PASSWORD
-from tests.browser import Tab, chromium, find_chromium
+from tests.browser import BrowserError, Tab, chromium, find_chromium, poll
 from tests.processes import (
     BIN,
     Process,
@@ -44,6 +49,9 @@ pytestmark = [
 APP = PROJECT_ROOT / "clients" / "flet_shop" / "main.py"
 ADMIN = "root@example.test"
 FIRST_RENDER_TIMEOUT = 120  # Flutter's first frame takes 7-12 s, much more on a busy machine
+IMAGE_SKU = "MUG-001"  # the seeded product that gets an image ("Classic mug")
+WIDE, NARROW = 1280, 480  # window widths either side of the app's breakpoint (600, shop/config.py)
+RENDITIONS_TIMEOUT = 120  # the worker makes them; slow on a busy machine
 IMPORT_CSV = (
     "sku,name,description,price,currency,stock\n"
     "E2E-001,Imported kettle,From the browser,19.99,USD,5\n"
@@ -61,6 +69,7 @@ class Stack:
     user_email: str
     user_password: str
     products: int
+    shop_port: int  # where the Flet app will be served (the backend allows it as a CORS origin)
 
 
 class Steps:
@@ -108,12 +117,20 @@ def artifacts(
 def stack(
     database_url: str, redis_url: str, processes: Callable[..., Process], tmp_path: Path
 ) -> Stack:
-    """gunicorn and a worker from the Procfile; an admin, a user and products from the CLI."""
-    port = free_port()
+    """gunicorn and a worker from the Procfile; an admin, a user and products from the CLI.
+
+    The browser loads product images straight from the backend (Flutter web fetches them with
+    XHR), so the backend allows the Flet app's origin, chosen here, in `CORS_ORIGINS`.
+    """
+    port = shop_port = free_port()
+    while shop_port == port:
+        shop_port = free_port()
     env = {
         **procfile_environment(database_url, redis_url, port),
         "SPOOL_DIR": str(tmp_path / "spool"),
         "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
+        "FILES_DIR": str(tmp_path / "files"),
+        "CORS_ORIGINS": f"http://127.0.0.1:{shop_port}",
     }
     processes(["bash", "-c", f"exec {procfile()['web']}"], env)
     processes(["bash", "-c", f"exec {procfile()['worker']}"], env)
@@ -130,13 +147,13 @@ def stack(
     )
     assert login.status_code == 200, login.text
     admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    return Stack(base, admin, user.group(1), user.group(2), int(count.group(1)))
+    return Stack(base, admin, user.group(1), user.group(2), int(count.group(1)), shop_port)
 
 
 @pytest.fixture
 def shop_url(stack: Stack, processes: Callable[..., Process], artifacts: Path) -> Iterator[str]:
     """The Flet shop served in web mode, talking to the stack."""
-    port = free_port()
+    port = stack.shop_port  # the origin the backend allows (CORS_ORIGINS)
     env = {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
         "API_BASE": stack.base, "FLET_VIEW": "web", "FLET_FORCE_WEB_SERVER": "1",
@@ -191,13 +208,87 @@ def product_id(stack: Stack, sku: str) -> int:
     return int(next(p["id"] for p in found if p["sku"] == sku))
 
 
-def set_stock(stack: Stack, pid: int, stock: int) -> None:
+def patch_product(stack: Stack, pid: int, **fields: object) -> None:
     url = f"{stack.base}/api/v1/products/{pid}"
     etag = httpx.get(url, headers=stack.admin, timeout=30).headers["ETag"]
-    response = httpx.patch(
-        url, json={"stock": stock}, headers={**stack.admin, "If-Match": etag}, timeout=30
-    )
+    response = httpx.patch(url, json=fields, headers={**stack.admin, "If-Match": etag}, timeout=30)
     assert response.status_code == 200, response.text
+
+
+def set_stock(stack: Stack, pid: int, stock: int) -> None:
+    patch_product(stack, pid, stock=stock)
+
+
+def product_photo() -> bytes:
+    """A 2000×1200 JPEG: coloured bands and a disc, easy to recognise in a screenshot."""
+    image = Image.new("RGB", (2000, 1200), (250, 244, 230))
+    draw = ImageDraw.Draw(image)
+    for band, colour in enumerate([(200, 60, 50), (240, 170, 40), (60, 140, 90), (50, 90, 170)]):
+        draw.rectangle((band * 500, 0, band * 500 + 499, 240), fill=colour)
+    draw.ellipse((700, 380, 1300, 980), fill=(30, 30, 30), outline=(250, 250, 250), width=24)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def attach_image(stack: Stack, pid: int) -> dict[str, Any]:
+    """Upload a product image as admin, wait for its renditions, attach it; return its metadata."""
+    uploaded = httpx.post(
+        f"{stack.base}/api/v1/files", headers=stack.admin, data={"purpose": "product_image"},
+        files={"file": ("classic-mug.jpg", product_photo(), "image/jpeg")}, timeout=60,
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    file_id = uploaded.json()["id"]
+    deadline = time.monotonic() + RENDITIONS_TIMEOUT
+    while True:  # the worker makes the renditions
+        info = httpx.get(f"{stack.base}/api/v1/files/{file_id}", headers=stack.admin, timeout=30)
+        assert info.status_code == 200, info.text
+        metadata: dict[str, Any] = info.json()
+        if {"mobile", "desktop"} <= set(metadata["variants"]):
+            break
+        assert time.monotonic() < deadline, f"no renditions after {RENDITIONS_TIMEOUT}s: {metadata}"
+        time.sleep(0.5)
+    patch_product(stack, pid, image_file_id=file_id)
+    return metadata
+
+
+def check_image_served(tab: Tab, stack: Stack, image: dict[str, Any], variant: str) -> None:
+    """The browser fetched `variant` of the image from the backend: 200, WebP, CORS allowed."""
+    url_path = image["variants"][variant]["url"]  # content-addressed: ...?variant=X&v=<sha256>
+    assert f"variant={variant}" in url_path, url_path
+    response = tab.wait_for_response(re.escape(f"{stack.base}{url_path}"), timeout=60)
+    assert response.status == 200, response
+    assert response.mime_type == "image/webp", response
+    origin = f"http://127.0.0.1:{stack.shop_port}"
+    assert response.headers.get("access-control-allow-origin") == origin, response.headers
+    assert "immutable" in response.headers.get("cache-control", ""), response.headers
+
+
+def wait_for_image(tab: Tab, variant: str, aspect: float) -> None:
+    """Wait until the image labelled with `variant` is on screen, drawn.
+
+    Flutter gives an image no height until its bytes are decoded (and shows the error text
+    instead when they cannot be), so the node must have the picture's aspect ratio; then the
+    screen must show the picture there: the dark disc at its centre.
+    """
+
+    def drawn() -> bool:
+        nodes = [
+            node
+            for node in tab.find(f"Product image ({variant})")
+            if node.width > 0 and abs(node.height / node.width - aspect) < 0.05
+        ]
+        if not nodes:
+            return False
+        with Image.open(io.BytesIO(tab.screenshot_png())) as screen:
+            pixel = screen.convert("RGB").getpixel((int(nodes[0].x), int(nodes[0].y)))
+        return isinstance(pixel, tuple) and max(pixel) < 90
+
+    try:
+        poll(drawn, 60, f"the {variant} image, drawn", interval=0.5)
+    except BrowserError as exc:
+        raise BrowserError(f"{exc}; the page says:\n{tab.text()}") from None
+    assert "Image not available" not in tab.text()
 
 
 def add_from_details(tab: Tab, quantity: int) -> None:
@@ -211,6 +302,7 @@ def test_shopping_and_importing_in_the_browser(
     stack: Stack, shop_url: str, tab: Tab, artifacts: Path
 ) -> None:
     steps = Steps(tab, artifacts)
+    image = attach_image(stack, product_id(stack, IMAGE_SKU))  # for the product page, below
 
     # sign in through the UI; the seeded catalog is listed
     sign_in(tab, stack.user_email, stack.user_password)
@@ -223,6 +315,26 @@ def test_shopping_and_importing_in_the_browser(
     tab.enable_semantics(timeout=FIRST_RENDER_TIMEOUT)
     tab.wait_for_text(f"Signed in as {stack.user_email}", timeout=FIRST_RENDER_TIMEOUT)
     tab.wait_for_text(f"{stack.products} products · page 1 of")
+
+    # a product's page shows its image in the rendition for the window's width: the browser
+    # loads the content-addressed rendition straight from the backend (CORS)
+    aspect = image["variants"]["desktop"]["height"] / image["variants"]["desktop"]["width"]
+    search(tab, IMAGE_SKU)
+    tab.enable_network()
+    tab.click_until("Details", "Back to products", exact=True)
+    check_image_served(tab, stack, image, "desktop")
+    tab.wait_for_text("Product image (desktop): Classic mug")
+    wait_for_image(tab, "desktop", aspect)
+    steps.shot("product-image-desktop")
+    tab.set_viewport(NARROW, 900)  # a phone-sized window: the mobile rendition replaces it
+    tab.wait_for_text("Product image (mobile): Classic mug")
+    check_image_served(tab, stack, image, "mobile")
+    wait_for_image(tab, "mobile", aspect)
+    steps.shot("product-image-mobile")
+    tab.disable_network()
+    tab.set_viewport(WIDE, 900)
+    tab.wait_for_text("Product image (desktop): Classic mug")
+    tab.click_until("Back to products", "Search products", exact=True)
 
     # the stock shown follows an admin's change live
     search(tab, "TEA-001")

@@ -8,6 +8,7 @@ import flet as ft
 from flet_backend_client import Event, Product
 
 from shop.config import image_variant
+from shop.images import fetch_rendition_urls, image_label
 from shop.screens.base import Screen, heading
 from shop.texts import error_message, money, stock_label
 
@@ -22,6 +23,8 @@ class ProductDetailScreen(Screen):
 
     def __init__(self, shop: Shop, product: Product) -> None:
         self.product = product
+        self.image_urls: dict[str, str] = {}  # rendition -> content-addressed URL
+        self.image_urls_of: int | None = None  # the file `image_urls` belong to
         super().__init__(shop)
 
     def build(self) -> ft.Control:
@@ -61,30 +64,52 @@ class ProductDetailScreen(Screen):
             self.image_box.content = None
             self.image_box.visible = False
             return
+        if file_id != self.image_urls_of:
+            return  # its addresses are being fetched (`load`, `_load_image`): it shows then
         variant = image_variant(self.shop.page.width)
-        src = self.shop.client.file_url(file_id, variant=variant)
+        # the content-addressed URL (cacheable for good) once the rendition is ready
+        src = self.image_urls.get(variant) or self.shop.client.file_url(file_id, variant=variant)
         current = self.image_box.content
         self.image_box.visible = True
         if isinstance(current, ft.Image) and current.src == src:
             return  # unchanged: do not reload it
         self.image_box.content = ft.Image(
-            src=src,
-            fit=ft.BoxFit.CONTAIN, semantics_label=f"{self.product.name} ({variant} image)",
+            src=src, fit=ft.BoxFit.CONTAIN,
+            semantics_label=image_label(variant, self.product.name),
             error_content=ft.Text("Image not available"),
         )  # fmt: skip
+
+    async def _fetch_image_urls(self) -> None:
+        file_id = self.product.image_file_id
+        if file_id is None or file_id == self.image_urls_of:
+            return
+        self.image_urls = await fetch_rendition_urls(self.shop.client, file_id)
+        self.image_urls_of = file_id
+
+    async def _load_image(self) -> None:
+        """Show a product's new image once its addresses are known."""
+        await self._fetch_image_urls()
+        self._show_image()
+        self.shop.page.update()
 
     async def load(self) -> None:
         """Fetch the latest copy of the product."""
         try:
-            self.show(await self.shop.client.get_product(self.product.id))
+            product = await self.shop.client.get_product(self.product.id)
         except Exception as exc:  # shown to the user, the last copy stays on screen
             self.shop.notify(error_message(exc), error=True)
+            product = self.product
+        self.product = product
+        await self._fetch_image_urls()
+        self.show(product)
 
     def on_event(self, event: Event) -> bool:
         """Follow live changes to this product."""
         if not event.type.startswith("product.") or event.data.get("id") != self.product.id:
             return False
         self.show(Product.from_json(event.data))
+        if self.product.image_file_id not in (None, self.image_urls_of):
+            self.shop.page.run_task(self._load_image)  # a new image: fetch its addresses
         return True
 
     def on_resize(self) -> bool:
