@@ -3,62 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-from urllib.parse import urljoin
 
-import httpx
-from flet_backend_client import AsyncClient
-from flet_backend_client.session import API_PREFIX
+from flet_backend_client import ApiError, AsyncClient, ConnectionFailed
 
 log = logging.getLogger(__name__)
-METADATA_TIMEOUT = 10.0  # seconds; the image falls back to the plain URL after that
-
-
-def rendition_urls(base_url: str, metadata: dict[str, Any]) -> dict[str, str]:
-    """Map each ready rendition to its absolute, content-addressed URL.
-
-    Args:
-        base_url: The backend's address (`http://host:port`).
-        metadata: A file's metadata as the API returns it (`GET /files/{id}`).
-
-    Returns:
-        `{"mobile": "http://host:port/api/v1/files/7/content?variant=mobile&v=…", …}` for the
-        renditions that are ready (none while the rendition job is running).
-    """
-    variants = metadata.get("variants")
-    if not isinstance(variants, dict):
-        return {}
-    root = base_url.rstrip("/") + "/"
-    return {
-        str(name): urljoin(root, str(info["url"]))
-        for name, info in variants.items()
-        if isinstance(info, dict) and info.get("url")
-    }
 
 
 async def fetch_rendition_urls(client: AsyncClient, file_id: int) -> dict[str, str]:
     """Fetch the content-addressed URLs of a product image's ready renditions.
 
-    Product images are public, so no token is sent. Such URLs (`?v=` the content's hash)
-    never change meaning: the browser may cache them for good.
+    Such URLs (`?v=` the content's hash) never change meaning: the browser may
+    cache them for good.
 
     Args:
-        client: The session's API client (for the backend's address).
+        client: The session's API client.
         file_id: The image's file id.
 
     Returns:
-        The URLs by rendition name; empty when none is ready or the metadata cannot be read.
+        `{"mobile": "http://host:port/api/v1/files/7/content?variant=mobile&v=…", …}` for the
+        renditions that are ready; empty while none is, or when the metadata cannot be read.
     """
-    url = f"{client.base_url}{API_PREFIX}/files/{file_id}"
     try:
-        async with httpx.AsyncClient(timeout=METADATA_TIMEOUT) as http:
-            response = await http.get(url)
-            response.raise_for_status()
-            metadata = response.json()
-    except (httpx.HTTPError, ValueError):
+        info = await client.get_file(file_id)
+    except (ApiError, ConnectionFailed):
         log.warning("could not read the metadata of image %s", file_id, exc_info=True)
         return {}
-    return rendition_urls(client.base_url, metadata) if isinstance(metadata, dict) else {}
+    return {name: rendition.url for name, rendition in info.renditions.items()}
 
 
 def image_label(variant: str, product_name: str) -> str:

@@ -265,10 +265,7 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_upload_file_reports_progress(stack: Stack) -> None:
-    probe = httpx.post(f"{stack.base_url}/api/v1/files", timeout=10)
-    if probe.status_code in (404, 405):
-        pytest.skip(f"POST /api/v1/files is not built yet on the server ({probe.status_code})")
+def test_upload_file_reports_progress_and_renditions_arrive(stack: Stack) -> None:
     data = png_bytes()
     assert len(data) > 3 * 64 * 1024
 
@@ -290,6 +287,22 @@ def test_upload_file_reports_progress(stack: Stack) -> None:
             assert user.file_url(info.id, "thumb").endswith(
                 f"/files/{info.id}/content?variant=thumb"
             )
+            assert info.rendition_job_id is not None
+            job = await user.wait_for_job(info.rendition_job_id, timeout=60)
+            assert job.status == "succeeded"
+            ready = await user.get_file(info.id)
+            assert set(ready.renditions) == {"thumb", "mobile", "desktop"}
+            thumb = ready.renditions["thumb"]
+            assert (thumb.width, thumb.height, thumb.content_type) == (160, 160, "image/webp")
+            assert thumb.url.startswith(f"{stack.base_url}/api/v1/files/{info.id}/content?")
+            assert ready.url.startswith(stack.base_url)
+            tokens = user.tokens
+            assert tokens is not None
+            fetched = httpx.get(
+                thumb.url, headers={"Authorization": f"Bearer {tokens.access_token}"}
+            )
+            assert fetched.status_code == 200
+            assert fetched.headers["cache-control"] == "private, max-age=31536000, immutable"
         finally:
             await user.aclose()
 

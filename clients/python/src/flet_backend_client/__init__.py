@@ -37,6 +37,7 @@ from flet_backend_client.models import (
     OrderLine,
     Page,
     Product,
+    Rendition,
     User,
 )
 from flet_backend_client.sync import Client, SyncEventStream
@@ -65,6 +66,7 @@ __all__ = [
     "Page",
     "PreconditionFailedError",
     "Product",
+    "Rendition",
     "RateLimitedError",
     "ServiceUnavailableError",
     "SyncEventStream",

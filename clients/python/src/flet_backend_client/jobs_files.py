@@ -139,11 +139,12 @@ class JobsAndFiles:
         response = await self._session.request(
             "POST", "/files", headers=upload.headers, body=lambda: upload.body(on_progress)
         )
-        return FileInfo.from_json(response.json())
+        return FileInfo.from_json(response.json(), self._session.base_url)
 
     async def get_file(self, file_id: int) -> FileInfo:
         """Return a file's metadata."""
-        return FileInfo.from_json(await self._session.json("GET", f"/files/{file_id}", retries=2))
+        data = await self._session.json("GET", f"/files/{file_id}", retries=2)
+        return FileInfo.from_json(data, self._session.base_url)
 
     def file_url(self, file_id: int, variant: str | None = None) -> str:
         """The address of a file's content (e.g. for an image widget; public for product images)."""

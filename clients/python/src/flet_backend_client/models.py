@@ -239,8 +239,24 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Rendition:
+    """A ready image rendition; `url` is absolute and content-addressed (cache it for good)."""
+
+    name: str
+    width: int
+    height: int
+    size: int
+    content_type: str
+    url: str
+
+
+@dataclass(frozen=True)
 class FileInfo:
-    """An uploaded file's metadata; `variants` names the image sizes available."""
+    """An uploaded file's metadata.
+
+    `variants` names the image renditions that are ready; `renditions` describes
+    them with their absolute, content-addressed URLs; `url` is the original's.
+    """
 
     id: int
     filename: str
@@ -249,11 +265,31 @@ class FileInfo:
     sha256: str
     variants: tuple[str, ...]
     created_at: datetime | None
+    url: str = ""
+    renditions: Mapping[str, Rendition] = field(default_factory=dict)
+    rendition_job_id: str | None = None
 
     @classmethod
-    def from_json(cls, data: JSON) -> FileInfo:
-        """Build from the API's JSON (`variants` may be a list or an object)."""
+    def from_json(cls, data: JSON, base_url: str = "") -> FileInfo:
+        """Build from the API's JSON; relative URLs are joined to `base_url` (`http://host:port`).
+
+        `variants` may be a list of names or an object of renditions.
+        """
         variants = data.get("variants") or ()
+        described = variants if isinstance(variants, Mapping) else {}
+        renditions = {
+            str(name): Rendition(
+                name=str(name),
+                width=int(info.get("width") or 0),
+                height=int(info.get("height") or 0),
+                size=int(info.get("size") or 0),
+                content_type=str(info.get("content_type") or ""),
+                url=_absolute(base_url, info.get("url")),
+            )  # fmt: skip
+            for name, info in described.items()
+            if isinstance(info, Mapping)
+        }
+        job_id = data.get("rendition_job_id")
         return cls(
             id=int(data["id"]),
             filename=str(data.get("filename", "")),
@@ -262,7 +298,17 @@ class FileInfo:
             sha256=str(data.get("sha256") or ""),
             variants=tuple(str(v) for v in variants),
             created_at=_dt(data.get("created_at")),
+            url=_absolute(base_url, data.get("url")),
+            renditions=renditions,
+            rendition_job_id=str(job_id) if job_id else None,
         )
+
+
+def _absolute(base_url: str, url: Any) -> str:
+    if not url:
+        return ""
+    text = str(url)
+    return text if "://" in text else base_url.rstrip("/") + "/" + text.lstrip("/")
 
 
 @dataclass(frozen=True)
