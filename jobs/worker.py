@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import rq
+from peewee import SqliteDatabase
 
 from jobs.base import get_app
 
@@ -22,3 +24,21 @@ class Worker(rq.Worker):
         app = get_app()
         kwargs.setdefault("job_monitoring_interval", app.config["WORKER_HEARTBEAT_SECONDS"])
         super().__init__(*args, **kwargs)
+        self._wal_keeper = keep_wal_open(app.extensions["peewee"])
+
+
+def keep_wal_open(database: Any) -> sqlite3.Connection | None:
+    """Hold one idle connection to a SQLite database for the worker's life.
+
+    Each work horse opens and closes its own connection; when the last
+    connection to a WAL database closes, SQLite checkpoints and removes the
+    WAL, which costs more than the job's own writes. With this one open,
+    a horse's close is cheap. It is never used for queries, and horses
+    never use it (`backend.db` drops inherited connections after a fork).
+    Returns None for other databases.
+    """
+    if not isinstance(database, SqliteDatabase) or database.database == ":memory:":
+        return None
+    keeper = sqlite3.connect(database.database, check_same_thread=False)
+    keeper.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    return keeper
