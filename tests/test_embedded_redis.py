@@ -65,7 +65,10 @@ def test_ensure_started_prefers_an_existing_redis_url(monkeypatch: pytest.Monkey
 def test_ensure_started_starts_one_server_per_process_and_exports_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("REDIS_URL", raising=False)
+    original = os.environ.get("REDIS_URL")
+    # Recorded as it was first, so the URL exported below does not outlive the test.
+    monkeypatch.setenv("REDIS_URL", "")
+    monkeypatch.delenv("REDIS_URL")
     monkeypatch.setattr(embedded_redis, "_process_server", None)
     monkeypatch.setattr(embedded_redis.atexit, "register", lambda _fn: None)
     url = embedded_redis.ensure_started()
@@ -81,3 +84,5 @@ def test_ensure_started_starts_one_server_per_process_and_exports_it(
         server.stop()
     assert folder is not None
     assert not folder.exists()
+    monkeypatch.undo()
+    assert os.environ.get("REDIS_URL") == original
