@@ -46,10 +46,19 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """On a graceful stop (SIGTERM), end the worker's event streams so it exits promptly."""
+    """Freeze the loaded app's objects out of the GC; end event streams promptly on SIGTERM.
+
+    Without `gc.freeze()` every full collection walks the ~90,000 objects of the
+    loaded app (40-100 ms here), stalling every request of the worker at once:
+    the p99 latency under load was mostly those pauses.
+    """
+    import gc
     import signal
 
     from backend.sse import close_all
+
+    gc.collect()
+    gc.freeze()
 
     def stop(signum: int, frame: Any) -> None:
         close_all()

@@ -7,8 +7,10 @@ reverse proxy set `PROXY_FIX_X_FOR` so the client's IP is the one limited.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -66,10 +68,47 @@ def _skip_reads() -> bool:
     return request.method not in WRITE_METHODS
 
 
+def _on_writes_only(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a limiter hook so that reads skip it (returning the response, if given one)."""
+
+    def writes_only(*args: Any) -> Any:
+        if request.method in WRITE_METHODS:
+            return hook(*args)
+        return args[0] if args else None
+
+    writes_only.limiter_hook = hook  # type: ignore[attr-defined]
+    return writes_only
+
+
+def _is_limiter_hook(function: Any) -> bool:
+    owner = getattr(function, "__self__", None)
+    if owner is None and isinstance(function, functools.partial):
+        owner = next(iter(function.args), None)
+    return owner is limiter
+
+
+def _skip_limiter_on_reads(app: Flask) -> int:
+    """Make the limiter's request hooks return at once for reads; return how many were wrapped.
+
+    Reads carry no limits (see `_skip_reads`), but the limiter would still build
+    its request context three times per request to find that out.
+    """
+    wrapped = 0
+    for registry in (app.before_request_funcs, app.after_request_funcs,
+                     app.teardown_request_funcs):  # fmt: skip
+        hooks = registry.get(None, [])
+        for index, hook in enumerate(hooks):
+            if _is_limiter_hook(hook):
+                hooks[index] = _on_writes_only(hook)
+                wrapped += 1
+    return wrapped
+
+
 def init_app(app: Flask) -> None:
     """Store the limits in the app's Redis and answer breaches in the error shape."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(redis_url(app)))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "ratelimit")
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
+    _skip_limiter_on_reads(app)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)

@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request
 from flask_jwt_extended import (
     JWTManager,
     current_user,
@@ -32,6 +34,7 @@ from backend.services.audit import ClientInfo
 P = ParamSpec("P")
 R = TypeVar("R")
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_OPTIONAL_CALLER = "backend.optional_caller"
 
 jwt = JWTManager()
 
@@ -80,9 +83,20 @@ def caller() -> User:
 
 
 def optional_caller() -> User | None:
-    """Return the signed-in user if the request carries a token (a bad token is still 401)."""
-    verify_jwt_in_request(optional=True)
-    user: User | None = get_current_user()
+    """Return the signed-in user if the request carries a token (a bad token is still 401).
+
+    Checked once per request. Without the token header there is nothing to verify
+    (tokens are only read from headers), so nothing is.
+    """
+    if request.headers.get(current_app.config["JWT_HEADER_NAME"]) is None:
+        return None
+    # Kept in the request's environ: `g` outlives a request when an app context
+    # was already pushed (tests, CLI).
+    environ = request.environ
+    if _OPTIONAL_CALLER not in environ:
+        verify_jwt_in_request(optional=True)
+        environ[_OPTIONAL_CALLER] = get_current_user()
+    user: User | None = environ[_OPTIONAL_CALLER]
     return user
 
 
@@ -132,8 +146,27 @@ def _register_loaders() -> None:
     jwt.token_verification_failed_loader(lambda _h, _p: _unauthorized("Token rejected."))
 
 
+class ApiSessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie session, built only when a request brings a cookie.
+
+    The API authenticates with bearer tokens and never uses the session; the
+    default interface would still build a signing serializer for every request.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """Return an empty session at once when there is no cookie header."""
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        """Skip the cookie work for a session nobody touched (the usual case)."""
+        if session or session.accessed or session.modified:
+            super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
-    """Configure flask-jwt-extended from the app's settings."""
+    """Configure flask-jwt-extended from the app's settings and the cookie-less session."""
     app.config.setdefault("JWT_ALGORITHM", "HS256")
     app.config["JWT_DECODE_ALGORITHMS"] = ["HS256"]
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(
@@ -144,6 +177,7 @@ def init_app(app: Flask) -> None:
     )
     app.config["JWT_TOKEN_LOCATION"] = ["headers"]
     jwt.init_app(app)
+    app.session_interface = ApiSessionInterface()
 
 
 _register_loaders()
