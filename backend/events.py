@@ -30,15 +30,44 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 # Each entry also carries `n`, its position in the channel since the counter
 # began, so a client that saw nothing can tell whether anything was trimmed.
-_PUBLISH = """
-local n = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-                      'type', ARGV[2], 'data', ARGV[3], 'n', n)
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', KEYS[2], id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
-return id
+
+
+def publish_lua(first_key: int, first_arg: int) -> str:
+    """Lua that publishes one event as `publish` does, for use inside larger scripts.
+
+    It reads `publish_keys(channel)` from `KEYS[first_key:]` and
+    `publish_args(type, data)` from `ARGV[first_arg:]`, and leaves the event id
+    in the local variable `event_id`.
+    """
+    k = [f"KEYS[{first_key + i}]" for i in range(3)]
+    a = [f"ARGV[{first_arg + i}]" for i in range(4)]
+    return f"""
+local n = redis.call('INCR', {k[2]})
+redis.call('EXPIRE', {k[2]}, {a[3]})
+local event_id = redis.call('XADD', {k[0]}, 'MAXLEN', '~', {a[0]}, '*',
+                            'type', {a[1]}, 'data', {a[2]}, 'n', n)
+redis.call('EXPIRE', {k[0]}, {a[3]})
+redis.call('PUBLISH', {k[1]}, event_id .. '\\n' .. {a[1]} .. '\\n' .. {a[2]})
 """
+
+
+def publish_keys(channel: str) -> list[str]:
+    """The keys `publish_lua` needs for `channel`, in order."""
+    return [stream_key(channel), live_channel(channel), f"{COUNTER_PREFIX}{channel}"]
+
+
+def publish_args(type: str, data: dict[str, Any]) -> list[Any]:  # noqa: A002 - contract name
+    """The arguments `publish_lua` needs for one event, in order."""
+    config = current_app.config
+    return [
+        int(config.get("EVENTS_MAXLEN", DEFAULT_MAXLEN)),
+        type,
+        json.dumps(data, separators=(",", ":"), default=str),
+        int(config.get("EVENTS_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
+    ]
+
+
+_PUBLISH = publish_lua(1, 1) + "return event_id\n"
 
 
 @dataclass(frozen=True)
@@ -77,18 +106,8 @@ def parse_id(stream_id: str) -> tuple[int, int]:
 
 def publish(channel: str, type: str, data: dict[str, Any]) -> str:  # noqa: A002 - contract name
     """Append an event to `channel`'s history and send it live now; return its id."""
-    config = current_app.config
-    payload = json.dumps(data, separators=(",", ":"), default=str)
     script = get_redis().register_script(_PUBLISH)
-    event_id = script(
-        keys=[stream_key(channel), live_channel(channel), f"{COUNTER_PREFIX}{channel}"],
-        args=[
-            int(config.get("EVENTS_MAXLEN", DEFAULT_MAXLEN)),
-            type,
-            payload,
-            int(config.get("EVENTS_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
-        ],
-    )
+    event_id = script(keys=publish_keys(channel), args=publish_args(type, data))
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 

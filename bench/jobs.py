@@ -6,8 +6,10 @@ Usage: `.venv/bin/python bench/jobs.py [--jobs N] [--rows N] [--postgres URL] [-
 1. Trivial jobs/s: `raw_noop` (plain RQ) against `tracked_noop` (`jobs.base.job`, submitted
    with `backend.services.jobs.submit`), both drained by the Procfile's worker class
    (`jobs.worker.Worker`, forking) with `rq worker --burst` and `rq worker-pool -n 2 --burst`.
-   The rate is N over the span from the first job's RQ `started_at` to the last one's
-   `ended_at`: interpreter start-up, app creation and the first fork are left out (the wall
+   Each side runs in `ROUNDS` alternating drains of N/ROUNDS jobs (raw first, then tracked
+   first, ...) so that machine drift weighs on both alike; a rate is the jobs over the sum
+   of the drains' spans, a span running from the first job's RQ `started_at` to the last
+   one's `ended_at`: interpreter start-up, app creation and the first fork are left out (the wall
    time from spawn to exit is shown beside it, and an empty burst's start-up in the notes).
 2. `job.progress` latency: gunicorn (the Procfile's `web` line, ENV=production) and one
    Procfile `worker`; an SSE client on `GET /api/v1/events` receives the progress events of a
@@ -85,6 +87,7 @@ PROGRESS_INTERVAL = 0.15  # > 0.1 s: the 10/s throttle holds nothing back
 ANCHOR_SINGLE = 58  # /work/shared/ANCHORS.md, rq 3.0 `rq worker --burst`, 2,000 jobs
 ANCHOR_POOL = 103  # same, `rq worker-pool -n 2`
 RATIO_TARGET = 0.9
+ROUNDS = 4  # alternating raw/tracked drains per worker kind
 P99_TARGET_MS = 50.0
 
 
@@ -282,10 +285,24 @@ def record_statuses(ids: list[str]) -> Counter[str]:
     return +found
 
 
+def add(drains: dict[tuple[str, bool], Drain], key: tuple[str, bool], drain: Drain) -> None:
+    """Add one round's drain to the running total for `key`."""
+    total = drains.get(key)
+    drains[key] = (
+        drain
+        if total is None
+        else Drain(total.jobs + drain.jobs, total.wall + drain.wall, total.span + drain.span)
+    )
+
+
 def trivial_jobs(
     procs: Processes, env: dict[str, str], admin: User, n: int, notes: list[str]
 ) -> list[Line]:
-    """Part 1: enqueue and drain N raw and N tracked no-op jobs, single worker then pool."""
+    """Part 1: drain N raw and N tracked no-op jobs, single worker then pool.
+
+    Each worker kind drains them in `ROUNDS` alternating rounds (raw first, then tracked
+    first, ...), so that the machine drifting during the run weighs on both sides alike.
+    """
     from rq import Queue
 
     from backend.db import db
@@ -302,41 +319,57 @@ def trivial_jobs(
         "start-up of an empty burst (interpreter + create_app + Redis registration): "
         f"rq worker {startup[False]:.2f} s, rq worker-pool -n 2 {startup[True]:.2f} s"
     )
-    enqueue_times: dict[str, float] = {}
+    per_round = max(1, n // ROUNDS)
+    enqueue_times: dict[str, float] = {"one": 0.0, "many": 0.0, "tracked": 0.0}
     drains: dict[tuple[str, bool], Drain] = {}
+    round_ratios: dict[bool, list[float]] = {False: [], True: []}
     tracked_ids: list[str] = []
-    for pool in (False, True):
+
+    def drain_raw(pool: bool, label: str) -> Drain:
         started = time.perf_counter()
         if pool:  # the baseline for submit(): one job at a time
-            raw_ids = [queue.enqueue(raw_noop).id for _ in range(n)]
+            ids = [queue.enqueue(raw_noop).id for _ in range(per_round)]
         else:
-            raw_ids = [
-                j.id for j in queue.enqueue_many([Queue.prepare_data(raw_noop) for _ in range(n)])
-            ]
-        enqueue_times["one" if pool else "many"] = time.perf_counter() - started
-        wall = burst(procs, env, pool, f"raw-{'pool' if pool else 'single'}")
-        drains["raw", pool] = Drain(n, wall, execution_span(connection, raw_ids))
+            prepared = [Queue.prepare_data(raw_noop) for _ in range(per_round)]
+            ids = [j.id for j in queue.enqueue_many(prepared)]
+        enqueue_times["one" if pool else "many"] += time.perf_counter() - started
+        wall = burst(procs, env, pool, f"raw-{label}")
+        return Drain(per_round, wall, execution_span(connection, ids))
 
+    def drain_tracked(pool: bool, label: str) -> Drain:
         started = time.perf_counter()
         with db.connection_context():  # closed again before the drain, as in production
-            ids = [submit(owner=admin, kind="bench.noop", func=tracked_noop).id for _ in range(n)]
-        enqueue_times[f"tracked-{pool}"] = time.perf_counter() - started
-        wall = burst(procs, env, pool, f"tracked-{'pool' if pool else 'single'}")
-        drains["tracked", pool] = Drain(n, wall, execution_span(connection, ids))
-        tracked_ids += ids
+            ids = [submit(owner=admin, kind="bench.noop", func=tracked_noop).id
+                   for _ in range(per_round)]  # fmt: skip
+        enqueue_times["tracked"] += time.perf_counter() - started
+        wall = burst(procs, env, pool, f"tracked-{label}")
+        tracked_ids.extend(ids)
+        return Drain(per_round, wall, execution_span(connection, ids))
 
-    one = n / enqueue_times["one"]
-    tracked_enqueue = 2 * n / (enqueue_times["tracked-False"] + enqueue_times["tracked-True"])
+    for pool in (False, True):
+        for i in range(ROUNDS):
+            label = f"{'pool' if pool else 'single'}-{i}"
+            if i % 2 == 0:
+                raw, tracked = drain_raw(pool, label), drain_tracked(pool, label)
+            else:
+                tracked, raw = drain_tracked(pool, label), drain_raw(pool, label)
+            add(drains, ("raw", pool), raw)
+            add(drains, ("tracked", pool), tracked)
+            round_ratios[pool].append(tracked.steady / raw.steady)
+
+    total = per_round * ROUNDS
+    one = total / enqueue_times["one"]
+    tracked_enqueue = 2 * total / enqueue_times["tracked"]
     lines = [
         Line(
             "1",
-            f"enqueue raw_noop, Queue.enqueue_many ({n})",
-            f"{n / enqueue_times['many']:,.0f} jobs/s",
+            f"enqueue raw_noop, Queue.enqueue_many ({total})",
+            f"{total / enqueue_times['many']:,.0f} jobs/s",
         ),
-        Line("1", f"enqueue raw_noop, Queue.enqueue one at a time ({n})", f"{one:,.0f} jobs/s"),
+        Line("1", f"enqueue raw_noop, Queue.enqueue one at a time ({total})", f"{one:,.0f} jobs/s"),
         Line(
             "1",
-            f"enqueue tracked_noop, jobs.submit() ({2 * n}: Job row + enqueue)",
+            f"enqueue tracked_noop, jobs.submit() ({2 * total}: Job row + enqueue)",
             f"{tracked_enqueue:,.0f} jobs/s",
             f"Queue.enqueue {one:,.0f}/s",
             f"{tracked_enqueue / one:.2f}x",
@@ -348,6 +381,7 @@ def trivial_jobs(
     ):
         raw, tracked = drains["raw", pool], drains["tracked", pool]
         ratio = tracked.steady / raw.steady
+        rounds = " / ".join(f"{r:.2f}" for r in round_ratios[pool])
         lines += [
             Line(
                 "1",
@@ -360,7 +394,8 @@ def trivial_jobs(
                 f"run tracked_noop, {label} (jobs.worker.Worker)",
                 f"{tracked.steady:.1f} jobs/s (wall incl. start-up {tracked.with_startup:.1f})",
                 f"raw {raw.steady:.1f}/s",
-                f"{ratio:.2f}x, target >= {RATIO_TARGET}: {verdict(ratio >= RATIO_TARGET)}",
+                f"{ratio:.2f}x (rounds {rounds}), target >= {RATIO_TARGET}: "
+                f"{verdict(ratio >= RATIO_TARGET)}",
             ),
         ]
     with db.connection_context():

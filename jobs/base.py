@@ -1,10 +1,11 @@
 """What every job needs: the Flask app (built once per worker process) and the job layer.
 
 `@job` runs a function inside the app context. For jobs submitted through
-`backend.services.jobs.submit` it also keeps their record in step: started,
+`backend.services.jobs.submit` it also keeps their record in step:
 succeeded (with the result), failed (or queued again when RQ will retry),
-and cancelled when stopped. Inside a job, `progress(done, total, message)`
-reports progress, streamed to the owner as `job.progress` events.
+and cancelled when stopped; the worker (`jobs.worker`) records the start.
+Inside a job, `progress(done, total, message)` reports progress, streamed
+to the owner as `job.progress` events.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import structlog
 from flask import Flask, current_app, has_app_context
@@ -20,6 +21,9 @@ from rq import get_current_job
 from rq.job import Job as RQJob
 
 from backend.errors import DomainError
+
+if TYPE_CHECKING:
+    from backend.services.job_runs import JobRef
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,25 +58,21 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def run_in_app(*args: P.args, **kwargs: P.kwargs) -> R:
-        from backend.services import jobs as job_records
+        from backend.services import job_runs
 
         with app_context():
             current = get_current_job()
-            tracked = (
-                current is not None
-                and bool(current.meta.get(job_records.TRACKED))
-                and job_records.mark_started(current.id)
-            )
+            ref = tracked(current)
+            if ref is not None:
+                job_runs.begin(ref)
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                if tracked and current is not None:
-                    job_records.mark_failed(
-                        current.id, _describe(exc), will_retry=_will_retry(current)
-                    )
+                if ref is not None and current is not None:
+                    job_runs.mark_failed(ref, _describe(exc), will_retry=_will_retry(current))
                 raise
-            if tracked and current is not None:
-                job_records.mark_succeeded(current.id, result)
+            if ref is not None:
+                job_runs.mark_succeeded(ref, result)
             return result
 
     return run_in_app
@@ -80,19 +80,28 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
 
 def progress(done: int, total: int | None = None, message: str = "") -> None:
     """Report the running job's progress (no-op outside a tracked job)."""
-    from backend.services import jobs as job_records
+    from backend.services import job_runs
 
-    current = get_current_job()
-    if current is not None:
-        job_records.report_progress(current.id, done, total, message)
+    ref = tracked(get_current_job())
+    if ref is not None:
+        job_runs.report_progress(ref, done, total, message)
 
 
 def on_stopped(rq_job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
     """RQ callback: a stopped (cancelled) job is recorded as cancelled."""
-    from backend.services import jobs as job_records
+    from backend.services import job_runs
 
     with app_context():
-        job_records.mark_cancelled(rq_job.id)
+        ref = tracked(rq_job)
+        if ref is not None:
+            job_runs.mark_cancelled(ref)
+
+
+def tracked(rq_job: RQJob | None) -> JobRef | None:
+    """The record reference of an RQ job, or None for plain RQ jobs (and outside jobs)."""
+    from backend.services.job_runs import JobRef
+
+    return None if rq_job is None else JobRef.from_meta(rq_job.id, rq_job.meta)
 
 
 def _will_retry(current: RQJob) -> bool:

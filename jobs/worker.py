@@ -1,18 +1,35 @@
-"""The RQ worker class the Procfile runs: `rq worker -w jobs.worker.Worker`."""
+"""The RQ worker classes: `rq worker -w jobs.worker.Worker` (the Procfile's) and a simple one.
+
+Jobs write their records' live state to Redis (`backend.services.job_state`);
+these workers copy it into the `Job` rows from their own long-lived process:
+at most every `SYNC_EVERY_SECONDS` while jobs keep coming, and whenever the
+queues run dry or the worker stops. A forked work horse thus never opens a
+database connection for the bookkeeping of its job.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
+import redis
 import rq
+import structlog
 from peewee import SqliteDatabase
+from rq.job import Job as RQJob
+from rq.queue import Queue
 
-from jobs.base import get_app
+from backend.redis_store import get_redis
+from jobs.base import app_context, tracked
+
+SYNC_EVERY_SECONDS = 0.25
+
+log = structlog.get_logger(__name__)
 
 
-class Worker(rq.Worker):
-    """A forking RQ worker that builds the Flask app once, before it forks per job."""
+class RecordSyncing(rq.worker.BaseWorker):
+    """Worker behaviour shared by both classes: one app, and job rows synced in batches."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Create the worker and the app its jobs run in.
@@ -21,10 +38,99 @@ class Worker(rq.Worker):
         `WORKER_HEARTBEAT_SECONDS` (default 10), by which the cron's reaper
         tells a dead worker from a slow job.
         """
-        app = get_app()
+        with app_context() as app:  # in tests, the test's app
+            kwargs["connection"] = shared_connection(kwargs.get("connection"), get_redis())
         kwargs.setdefault("job_monitoring_interval", app.config["WORKER_HEARTBEAT_SECONDS"])
         super().__init__(*args, **kwargs)
+        # RQ just raised the pool's socket timeout above its blocking dequeue's
+        # wait: connections made before that would time out while idle.
+        self.connection.connection_pool.reset()
         self._wal_keeper = keep_wal_open(app.extensions["peewee"])
+        self._unsynced = False
+        self._synced_at = time.monotonic()
+
+    def execute_job(self, job: RQJob, queue: Queue) -> None:
+        """Record the start, run the job, then sync job rows if the last sync is old enough.
+
+        The start is recorded here, before the fork, where the code is warm:
+        in a fresh work horse the same write costs three times as much.
+        """
+        try:
+            self._record_start(job)
+            super().execute_job(job, queue)
+        finally:
+            self._unsynced = True
+            if time.monotonic() - self._synced_at >= SYNC_EVERY_SECONDS:
+                self.sync_job_records()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[RQJob, Queue] | None:
+        """Sync job rows before waiting on empty queues, then wait for the next job."""
+        if self._unsynced and not self._work_waiting():
+            self.sync_job_records()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def teardown(self) -> None:
+        """Sync what is left before the worker goes."""
+        if not self.is_horse and self._unsynced:
+            self.sync_job_records()
+        super().teardown()
+
+    def sync_job_records(self) -> None:
+        """Copy pending live job states into their rows; errors are logged, never raised."""
+        from backend.services.job_runs import sync_records
+
+        self._synced_at = time.monotonic()
+        try:
+            with app_context():
+                sync_records()
+        except Exception:  # the states stay pending; the next sync or the reaper retries
+            log.exception("job_sync_failed")
+            return
+        self._unsynced = False
+
+    def _record_start(self, job: RQJob) -> None:
+        from backend.services.job_runs import mark_started
+
+        try:
+            with app_context():
+                ref = tracked(job)
+                if ref is not None:
+                    mark_started(ref)
+        except Exception:  # the job still runs; its end is recorded all the same
+            log.exception("job_start_not_recorded", job_id=job.id)
+
+    def _work_waiting(self) -> bool:
+        pipe = self.connection.pipeline(transaction=False)
+        for queue in self.queues:
+            pipe.llen(queue.key)
+        return any(pipe.execute())
+
+
+def shared_connection(given: redis.Redis | None, app_client: redis.Redis) -> redis.Redis | None:
+    """The app's Redis client when `given` (from `rq worker --url`) reaches the same server.
+
+    Sharing it lets a work horse do RQ's bookkeeping and the job's own Redis
+    work over one connection, opened without redis-py's per-connection
+    package lookup; a different server keeps `given`.
+    """
+    if given is None or _target(given) == _target(app_client):
+        return app_client
+    return given
+
+
+def _target(client: redis.Redis) -> tuple[Any, ...]:
+    settings = client.connection_pool.connection_kwargs
+    return tuple(settings.get(name) for name in ("host", "port", "path", "db", "username"))
+
+
+class Worker(RecordSyncing, rq.Worker):
+    """A forking RQ worker that builds the Flask app once, before it forks per job."""
+
+
+class SimpleWorker(RecordSyncing, rq.SimpleWorker):
+    """A worker that runs jobs in its own process (tests, or where fork is unavailable)."""
 
 
 def keep_wal_open(database: Any) -> sqlite3.Connection | None:

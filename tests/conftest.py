@@ -20,13 +20,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from peewee import Database
-from rq import SimpleWorker
 
 from backend import create_app
 from backend.db import database_from_url, migrate
 from backend.embedded_redis import EmbeddedRedis
 from backend.queues import QUEUE_NAMES
 from backend.redis_store import client_from_url, get_redis
+from jobs.worker import SimpleWorker
 
 pytest_plugins = ["tests.processes", "tests.smtp"]
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from rq import Retry
 
 from backend.models import Job, User
-from backend.services import jobs
+from backend.services import job_runs, jobs
 from backend.services.jobs import JobKind
 from tests.accounts import login, make_user
 from tests.helpers import assert_error, json_body, stream_events
@@ -133,7 +133,7 @@ def test_a_started_job_whose_worker_vanished_is_failed_by_the_reaper(
     app: Flask, ada: dict[str, Any]
 ) -> None:
     record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
-    jobs.mark_started(record.id)  # as if a worker took it, then was SIGKILLed
+    job_runs.mark_started(job_runs.JobRef.of(record))  # as if a worker took it, then was SIGKILLed
     from backend.queues import get_queue
 
     get_queue().empty()
@@ -158,7 +158,7 @@ def test_a_job_that_can_be_requeued_is_requeued(
     rq_job.set_status(JobStatus.STARTED)
     rq_job.worker_name = "gone-worker"
     rq_job.save()
-    jobs.mark_started(record.id)
+    job_runs.mark_started(job_runs.JobRef.of(record))
     assert jobs.reap_abandoned() == {"failed": 0, "requeued": 1}
     assert Job.get_by_id(record.id).status == "queued"
     run_worker()

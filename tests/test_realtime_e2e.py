@@ -152,22 +152,28 @@ def test_replay_over_http_after_a_disconnect(stack: dict[str, object]) -> None:
         resumed.close()
 
 
-def open_raw_streams(port: int, headers: dict[str, str], count: int) -> list[socket.socket]:
+def open_raw_streams(
+    port: int, headers: dict[str, str], count: int, batch: int = 100
+) -> list[socket.socket]:
+    """Open `count` event streams, `batch` at a time, each read up to its first `retry:`."""
     request = (
         f"GET /api/v1/events?topics=products HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: {headers['Authorization']}\r\n\r\n"
     ).encode()
-    sockets = []
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(request)
-        sockets.append(sock)
-    for sock in sockets:
-        received = b""
-        while b"retry:" not in received:
-            chunk = sock.recv(4096)
-            assert chunk, "stream closed early"
-            received += chunk
+    sockets: list[socket.socket] = []
+    while len(sockets) < count:
+        opened = []
+        for _ in range(min(batch, count - len(sockets))):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(request)
+            opened.append(sock)
+        for sock in opened:
+            received = b""
+            while b"retry:" not in received:
+                chunk = sock.recv(4096)
+                assert chunk, f"stream {len(sockets)} closed early after {received[:300]!r}"
+                received += chunk
+            sockets.append(sock)
     return sockets
 
 

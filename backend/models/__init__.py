@@ -11,7 +11,7 @@ from backend.models.catalog import (
     Product,
 )
 from backend.models.files import FILE_PURPOSES, File
-from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job
+from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "Product",
     "UTCDateTimeField",
     "User",
+    "progress_of",
     "utcnow",
 ]

@@ -14,6 +14,12 @@ JOB_STATUSES = ("queued", "started", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 
+def progress_of(done: int, total: int | None, message: str) -> dict[str, Any]:
+    """`{done, total, percent, message}` as the API and `job.*` events carry a job's progress."""
+    percent = round(100 * done / total, 1) if total else None
+    return {"done": done, "total": total, "percent": percent, "message": message}
+
+
 class Job(BaseModel):
     """A job's history, owner and progress; outlives RQ's own result TTL."""
 
@@ -35,10 +41,7 @@ class Job(BaseModel):
     @property
     def progress(self) -> dict[str, Any]:
         """`{done, total, percent, message}` as the API and `job.*` events carry it."""
-        total = self.progress_total
-        percent = round(100 * self.progress_done / total, 1) if total else None
-        return {"done": self.progress_done, "total": total, "percent": percent,
-                "message": self.progress_message}  # fmt: skip
+        return progress_of(self.progress_done, self.progress_total, self.progress_message)
 
     @property
     def cancel_requested_flag(self) -> bool:

@@ -1,14 +1,13 @@
 """The job layer: durable job records kept in step with RQ, progress, cancellation, reaping.
 
-Use cases call `submit` (never RQ directly). The worker side (`jobs.base`)
-calls `mark_started`, `report_progress`, `mark_succeeded`, `mark_failed` and
-`mark_cancelled`; every finished job publishes exactly one terminal event
-(`job.succeeded|failed|cancelled`) on its owner's channel.
+Use cases call `submit` (never RQ directly). Workers report what their jobs
+do through `job_runs`, which writes each job's live state to Redis
+(`job_state`); the `Job` rows follow in batches, and reads here lay the live
+state over them.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any, cast
 
 import redis
 from flask import current_app
-from peewee import Expression
 from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
@@ -27,14 +25,13 @@ from rq.registry import StartedJobRegistry
 
 from backend.db import db
 from backend.errors import Conflict
-from backend.events import publish_after_commit
 from backend.models import TERMINAL_STATUSES, Job, User, utcnow
 from backend.queues import enqueue
 from backend.redis_store import get_redis
+from backend.services import job_runs, job_state
 from backend.services.access import get_visible, is_admin
+from backend.services.job_runs import KIND, OWNER, TRACKED, JobRef, mark_cancelled
 
-TRACKED = "tracked"  # RQ job meta flag: this job has a record
-PROGRESS_EVERY_SECONDS = 0.1  # at most 10 job.progress events per second per job
 ABANDONED_MESSAGE = "The worker running this job stopped unexpectedly."
 
 
@@ -53,21 +50,6 @@ KINDS: dict[str, JobKind] = {
     "files.renditions": JobKind(timeout=300, requeue_if_abandoned=True),
 }
 
-_last_sent: dict[str, float] = {}
-_held_back: dict[str, tuple[int, int | None, str]] = {}
-
-
-def job_payload(job: Job) -> dict[str, Any]:
-    """The job as carried by `job.*` events."""
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "progress": job.progress,
-        "result": job.result,
-        "error": job.error,
-    }
-
 
 def submit(
     *, owner: User | None, kind: str, func: Callable[..., Any], args: tuple[Any, ...] = ()
@@ -83,7 +65,8 @@ def submit(
     try:
         enqueue(
             func, *args, job_id=job_id, timeout=spec.timeout, retry=spec.retry,
-            on_stopped=Callback("jobs.base.on_stopped"), meta={TRACKED: True},
+            on_stopped=Callback("jobs.base.on_stopped"),
+            meta={TRACKED: True, KIND: kind, OWNER: owner.id if owner else None},
         )  # fmt: skip
     except redis.RedisError:
         Job.delete().where(Job.id == job_id).execute()
@@ -97,12 +80,16 @@ def list_jobs(*, user: User, page: int, page_size: int) -> tuple[list[Job], int]
     if not is_admin(user):
         query = query.where(Job.user == user.id)
     total = query.count()
-    return list(query.order_by(Job.created_at.desc(), Job.id).paginate(page, page_size)), total
+    records = list(query.order_by(Job.created_at.desc(), Job.id).paginate(page, page_size))
+    job_state.overlay(records)
+    return records, total
 
 
 def get_job(*, user: User, job_id: str) -> Job:
-    """Return a job the caller may see. Raises `NotFound`."""
-    return get_visible(Job, job_id, user=user, owner=Job.user)
+    """Return a job the caller may see, as it stands now. Raises `NotFound`."""
+    record = get_visible(Job, job_id, user=user, owner=Job.user)
+    job_state.overlay([record])
+    return record
 
 
 def cancel(*, user: User, job_id: str) -> Job:
@@ -118,71 +105,15 @@ def cancel(*, user: User, job_id: str) -> Job:
     try:
         rq_job = RQJob.fetch(job_id, connection=connection)
     except NoSuchJobError:
-        return mark_cancelled(job_id)
+        mark_cancelled(JobRef.of(record))
+        return get_job(user=user, job_id=job_id)
     if rq_job.get_status() == JobStatus.STARTED:
         Job.update(cancel_requested=utcnow()).where(Job.id == job_id).execute()
         send_stop_job_command(connection, job_id)
-        return Job.get_by_id(job_id)
-    rq_job.cancel()
-    return mark_cancelled(job_id)
-
-
-def mark_started(job_id: str) -> bool:
-    """Record that a worker started the job; False if it has no record (a plain RQ job)."""
-    now = utcnow()
-    started = (
-        Job.update(status="started", started_at=now, updated_at=now, error=None)
-        .where((Job.id == job_id) & Job.status.not_in(TERMINAL_STATUSES))
-        .execute()
-    )
-    return bool(started)
-
-
-def report_progress(job_id: str, done: int, total: int | None, message: str) -> None:
-    """Record progress and publish `job.progress`, at most every 0.1 s per job.
-
-    An update inside that window is held back, not lost: the next one that
-    goes out, or `flush_progress` when the job ends, carries it.
-    """
-    now = time.monotonic()
-    last_sent = _last_sent.get(job_id)
-    if last_sent is not None and now - last_sent < PROGRESS_EVERY_SECONDS:
-        _held_back[job_id] = (done, total, message[:300])
-        return
-    _last_sent[job_id] = now
-    _held_back.pop(job_id, None)
-    _write_progress(job_id, done, total, message[:300])
-
-
-def flush_progress(job_id: str) -> None:
-    """Write and publish the last progress update if it was held back."""
-    _last_sent.pop(job_id, None)
-    held = _held_back.pop(job_id, None)
-    if held is not None:
-        _write_progress(job_id, *held)
-
-
-def mark_succeeded(job_id: str, result: Any) -> None:
-    """Record the result and publish `job.succeeded`."""
-    flush_progress(job_id)
-    _finish(job_id, "succeeded", result=result)
-
-
-def mark_failed(job_id: str, error: str, *, will_retry: bool) -> None:
-    """Record a failure: back to `queued` if RQ will retry it, else `failed` with an event."""
-    flush_progress(job_id)
-    if will_retry:
-        Job.update(status="queued", error=error[:2000], updated_at=utcnow()).where(
-            Job.id == job_id
-        ).execute()
-        return
-    _finish(job_id, "failed", error=error[:2000])
-
-
-def mark_cancelled(job_id: str) -> Job:
-    """Record a cancellation and publish `job.cancelled`."""
-    _finish(job_id, "cancelled", error=None)
-    return Job.get_by_id(job_id)
+    else:
+        rq_job.cancel()
+        mark_cancelled(JobRef.of(record))
+    return get_job(user=user, job_id=job_id)
 
 
 def reap_abandoned() -> dict[str, int]:
@@ -192,13 +123,15 @@ def reap_abandoned() -> dict[str, int]:
     """
     counts = {"failed": 0, "requeued": 0}
     connection = get_redis()
+    job_runs.sync_records()  # rows of jobs that started but never synced, included
     for record in Job.select().where(Job.status == "started"):
         if _still_running(connection, record.id):
             continue
         if KINDS.get(record.kind, JobKind()).requeue_if_abandoned and _requeue(connection, record):
             counts["requeued"] += 1
         else:
-            _finish(record.id, "failed", error=ABANDONED_MESSAGE)
+            job_runs.end(JobRef.of(record), "failed", error=ABANDONED_MESSAGE)
+            job_state.sync([record.id])
             counts["failed"] += 1
     return counts
 
@@ -238,36 +171,6 @@ def _requeue(connection: redis.Redis, record: Job) -> bool:
     if stale:
         connection.zrem(started.key, *stale)
     queue.enqueue_job(rq_job)
-    Job.update(status="queued", updated_at=utcnow()).where(Job.id == record.id).execute()
+    job_state.write(record.id, {"status": "queued", "updated_at": utcnow()})
+    job_state.sync([record.id])
     return True
-
-
-def _write_progress(job_id: str, done: int, total: int | None, message: str) -> None:
-    Job.update(
-        progress_done=done, progress_total=total, progress_message=message, updated_at=utcnow()
-    ).where(Job.id == job_id).execute()
-    record = Job.get_or_none(Job.id == job_id)
-    if record is not None:
-        _publish(record, "job.progress")
-
-
-def _finish(job_id: str, status: str, **values: Any) -> None:
-    now = utcnow()
-    with db.atomic():
-        ended = (
-            Job.update(status=status, finished_at=now, updated_at=now, **values)
-            .where((Job.id == job_id) & _not_finished())
-            .execute()
-        )
-        record = Job.get_or_none(Job.id == job_id)
-        if ended and record is not None:
-            _publish(record, f"job.{status}")
-
-
-def _not_finished() -> Expression:
-    return Job.status.not_in(TERMINAL_STATUSES)
-
-
-def _publish(record: Job, event: str) -> None:
-    if record.user_id is not None:
-        publish_after_commit(f"user:{record.user_id}", event, job_payload(record))
