@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from backend.db import db
 from backend.models import Job
-from backend.redis_store import client_from_url, get_redis
+from backend.redis_store import client_from_url, get_redis, redis_url
 from backend.services import job_runs, job_state, jobs
 from jobs.worker import SimpleWorker, shared_connection
 from tests.accounts import login, make_user
@@ -28,18 +28,26 @@ def ada(client: FlaskClient) -> dict[str, Any]:
     return {"user": user, "headers": login(client, "ada@example.test").headers}
 
 
-@pytest.fixture
-def job_table_gone(app: Flask) -> Iterator[Callable[[], None]]:
-    """Rename the job table away on demand (a real database failure); put it back after."""
-    moved: list[bool] = []
+class JobTable:
+    """Takes the job table away and brings it back: a real database failure."""
 
-    def move_away() -> None:
+    away = False
+
+    def take_away(self) -> None:
         db.execute_sql("ALTER TABLE job RENAME TO job_away")
-        moved.append(True)
+        self.away = True
 
-    yield move_away
-    if moved:
+    def bring_back(self) -> None:
         db.execute_sql("ALTER TABLE job_away RENAME TO job")
+        self.away = False
+
+
+@pytest.fixture
+def job_table(app: Flask) -> Iterator[JobTable]:
+    table = JobTable()
+    yield table
+    if table.away:
+        table.bring_back()
 
 
 def events_of(user_id: int) -> list[str]:
@@ -89,35 +97,33 @@ def test_a_job_ends_once_whoever_ends_it_first(client: FlaskClient, ada: dict[st
 
 
 def test_a_failed_sync_keeps_the_states_for_the_next_one(
-    app: Flask, ada: dict[str, Any], job_table_gone: Callable[[], None]
+    app: Flask, ada: dict[str, Any], job_table: JobTable
 ) -> None:
     record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
     job_runs.mark_started(job_runs.JobRef.of(record))
-    job_table_gone()
+    job_table.take_away()
     with pytest.raises(Exception, match="job"):
         job_runs.sync_records()
     assert get_redis().sismember(job_state.DIRTY_KEY, record.id)
-    db.execute_sql("ALTER TABLE job_away RENAME TO job")
+    job_table.bring_back()
     assert job_runs.sync_records() == 1
     assert Job.get_by_id(record.id).status == "started"
-    db.execute_sql("ALTER TABLE job RENAME TO job_away")  # for the fixture to restore
 
 
 def test_a_worker_whose_sync_fails_keeps_working_and_retries(
-    app: Flask, ada: dict[str, Any], job_table_gone: Callable[[], None]
+    app: Flask, ada: dict[str, Any], job_table: JobTable
 ) -> None:
     worker = SimpleWorker(["default"], connection=get_redis())
     record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
     job_runs.mark_started(job_runs.JobRef.of(record))
-    job_table_gone()
+    job_table.take_away()
     worker._unsynced = True
     worker.sync_job_records()  # logged, not raised
     assert worker._unsynced
-    db.execute_sql("ALTER TABLE job_away RENAME TO job")
+    job_table.bring_back()
     worker.sync_job_records()
     assert not worker._unsynced
     assert Job.get_by_id(record.id).status == "started"
-    db.execute_sql("ALTER TABLE job RENAME TO job_away")
 
 
 def test_reads_fall_back_to_the_stored_rows_when_redis_is_down(
@@ -146,8 +152,8 @@ def test_rows_follow_when_the_worker_runs_out_of_work(
 
 def test_the_worker_shares_the_apps_redis_client_for_the_same_server(app: Flask) -> None:
     ours = get_redis()
-    url = app.config["REDIS_URL"] or "redis://127.0.0.1:6379/0"
-    same = redis.Redis.from_url(url) if app.config["REDIS_URL"] else ours
+    same = redis.Redis.from_url(redis_url(app))  # as `rq worker --url` builds it
+    assert same is not ours
     assert shared_connection(same, ours) is ours
     assert shared_connection(None, ours) is ours
     other = client_from_url("redis://127.0.0.1:1/5")

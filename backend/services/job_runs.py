@@ -112,14 +112,22 @@ def mark_failed(ref: JobRef, error: str, *, will_retry: bool) -> None:
 
 def mark_cancelled(ref: JobRef) -> None:
     """Record a cancellation, row included, and publish `job.cancelled`."""
-    if end(ref, "cancelled"):
-        job_state.sync([ref.id])
+    end(ref, "cancelled", sync_now=True)
 
 
-def end(ref: JobRef, status: str, *, result: Any = None, error: str | None = None) -> bool:
+def end(
+    ref: JobRef,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    sync_now: bool = False,
+) -> bool:
     """End the job with a terminal `status` and publish `job.<status>`.
 
-    Returns False (nothing written or sent) when it had already ended.
+    With `sync_now` the row is brought up at once (for endings outside a
+    worker, which syncs its rows itself). Returns False (nothing written or
+    sent) when it had already ended.
     """
     now = utcnow()
     progress = _progress.pop(ref.id, None) or _stored_progress(ref.id)
@@ -128,7 +136,10 @@ def end(ref: JobRef, status: str, *, result: Any = None, error: str | None = Non
         values["result"] = result
     payload = {"id": ref.id, "kind": ref.kind, "status": status,
                "progress": progress_of(*progress), "result": result, "error": error}  # fmt: skip
-    return job_state.write(ref.id, values, _event(ref, f"job.{status}", payload))
+    ended = job_state.write(ref.id, values, _event(ref, f"job.{status}", payload))
+    if ended and sync_now:
+        job_state.sync([ref.id])
+    return ended
 
 
 def sync_records() -> int:
@@ -153,14 +164,16 @@ def _write_progress(ref: JobRef, progress: Progress) -> None:
 def _stored_progress(job_id: str) -> Progress:
     """The progress as last recorded, for jobs ended outside the process that ran them."""
     state = job_state.read(job_id)
-    if not state:
-        record = Job.get_or_none(Job.id == job_id)
-        state = {} if record is None else record.__data__
-    return (
-        state.get("progress_done", 0),
-        state.get("progress_total"),
-        state.get("progress_message", ""),
-    )
+    if state:
+        return (
+            state.get("progress_done", 0),
+            state.get("progress_total"),
+            state.get("progress_message", ""),
+        )
+    record = Job.get_or_none(Job.id == job_id)
+    if record is None:
+        return (0, None, "")
+    return (record.progress_done, record.progress_total, record.progress_message)
 
 
 def _event(ref: JobRef, type_: str, payload: dict[str, Any]) -> job_state.Event | None:

@@ -130,8 +130,7 @@ def reap_abandoned() -> dict[str, int]:
         if KINDS.get(record.kind, JobKind()).requeue_if_abandoned and _requeue(connection, record):
             counts["requeued"] += 1
         else:
-            job_runs.end(JobRef.of(record), "failed", error=ABANDONED_MESSAGE)
-            job_state.sync([record.id])
+            job_runs.end(JobRef.of(record), "failed", error=ABANDONED_MESSAGE, sync_now=True)
             counts["failed"] += 1
     return counts
 
