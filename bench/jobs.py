@@ -8,8 +8,10 @@ Usage: `.venv/bin/python bench/jobs.py [--jobs N] [--rows N] [--postgres URL] [-
    (`jobs.worker.Worker`, forking) with `rq worker --burst` and `rq worker-pool -n 2 --burst`.
    Each side runs in `ROUNDS` alternating drains of N/ROUNDS jobs (raw first, then tracked
    first, ...) so that machine drift weighs on both alike; a rate is the jobs over the sum
-   of the drains' spans, a span running from the first job's RQ `started_at` to the last
-   one's `ended_at`: interpreter start-up, app creation and the first fork are left out (the wall
+   of the drains' windows, a window running while every worker of the drain was at work:
+   from the last worker's first RQ `started_at` to the first worker's last `ended_at` (for
+   one worker, first job's start to last job's end). Interpreter start-up, app creation, the
+   first fork and a pool's workers starting at different moments are left out (the wall
    time from spawn to exit is shown beside it, and an empty burst's start-up in the notes).
 2. `job.progress` latency: gunicorn (the Procfile's `web` line, ENV=production) and one
    Procfile `worker`; an SSE client on `GET /api/v1/events` receives the progress events of a
@@ -117,12 +119,13 @@ class Drain:
 
     jobs: int
     wall: float  # spawn to exit, seconds
-    span: float  # first job's started_at to last job's ended_at, seconds
+    steady_jobs: int  # jobs that ended while every worker of the drain was at work
+    span: float  # the seconds that took (see `execution_window`)
 
     @property
     def steady(self) -> float:
-        """Jobs per second over the execution span."""
-        return self.jobs / self.span
+        """Jobs per second while every worker was at work."""
+        return self.steady_jobs / self.span
 
     @property
     def with_startup(self) -> float:
@@ -252,15 +255,20 @@ def burst(procs: Processes, env: dict[str, str], pool: bool, name: str) -> float
     return procs.wait(process, name) - started
 
 
-def execution_span(connection: redis.Redis, ids: list[str]) -> float:
-    """Seconds from the first job's `started_at` to the last one's `ended_at` (RQ's data).
+def execution_window(connection: redis.Redis, ids: list[str]) -> tuple[int, float]:
+    """Jobs ended, and seconds, while every worker of the drain was at work (RQ's data).
 
+    The window opens at the last worker's first `started_at` and closes at the
+    first worker's last `ended_at`: a pool's workers start up (interpreter,
+    app) and run dry at different moments, and a job rate over the whole
+    span would count that stagger. With one worker it is the whole span.
     Raises `RuntimeError` if a job is missing or did not finish.
     """
     from rq.job import Job as RQJob
     from rq.job import JobStatus
 
-    starts: list[datetime] = []
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
     ends: list[datetime] = []
     for part in chunks(ids):
         for job in RQJob.fetch_many(part, connection=connection):
@@ -269,9 +277,15 @@ def execution_span(connection: redis.Redis, ids: list[str]) -> float:
             status = job.get_status(refresh=False)
             if status != JobStatus.FINISHED or job.started_at is None or job.ended_at is None:
                 raise RuntimeError(f"RQ job {job.id} ended {status}, not finished")
-            starts.append(job.started_at)
+            worker = job.worker_name or ""
+            first[worker] = min(first.get(worker, job.started_at), job.started_at)
+            last[worker] = max(last.get(worker, job.ended_at), job.ended_at)
             ends.append(job.ended_at)
-    return (max(ends) - min(starts)).total_seconds()
+    opens, closes = max(first.values()), min(last.values())
+    if len(first) == 1 or closes <= opens:  # one worker, or one did nearly all the work
+        opens, closes = min(first.values()), max(last.values())
+        return len(ends), (closes - opens).total_seconds()
+    return sum(1 for end in ends if opens < end <= closes), (closes - opens).total_seconds()
 
 
 def record_statuses(ids: list[str]) -> Counter[str]:
@@ -291,7 +305,12 @@ def add(drains: dict[tuple[str, bool], Drain], key: tuple[str, bool], drain: Dra
     drains[key] = (
         drain
         if total is None
-        else Drain(total.jobs + drain.jobs, total.wall + drain.wall, total.span + drain.span)
+        else Drain(
+            total.jobs + drain.jobs,
+            total.wall + drain.wall,
+            total.steady_jobs + drain.steady_jobs,
+            total.span + drain.span,
+        )
     )
 
 
@@ -334,7 +353,7 @@ def trivial_jobs(
             ids = [j.id for j in queue.enqueue_many(prepared)]
         enqueue_times["one" if pool else "many"] += time.perf_counter() - started
         wall = burst(procs, env, pool, f"raw-{label}")
-        return Drain(per_round, wall, execution_span(connection, ids))
+        return Drain(per_round, wall, *execution_window(connection, ids))
 
     def drain_tracked(pool: bool, label: str) -> Drain:
         started = time.perf_counter()
@@ -344,7 +363,7 @@ def trivial_jobs(
         enqueue_times["tracked"] += time.perf_counter() - started
         wall = burst(procs, env, pool, f"tracked-{label}")
         tracked_ids.extend(ids)
-        return Drain(per_round, wall, execution_span(connection, ids))
+        return Drain(per_round, wall, *execution_window(connection, ids))
 
     for pool in (False, True):
         for i in range(ROUNDS):
@@ -356,6 +375,7 @@ def trivial_jobs(
             add(drains, ("raw", pool), raw)
             add(drains, ("tracked", pool), tracked)
             round_ratios[pool].append(tracked.steady / raw.steady)
+            print("DEBUG", label, raw, tracked, file=sys.stderr)
 
     total = per_round * ROUNDS
     one = total / enqueue_times["one"]
@@ -771,8 +791,10 @@ def main() -> int:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     notes += [
-        "jobs/s = N / (first job's RQ started_at -> last job's ended_at): start-up, app "
-        "creation and the first fork excluded; 'wall incl. start-up' = N / (spawn -> exit)",
+        "jobs/s = jobs ended / seconds while every worker of a drain was at work (RQ's "
+        "started_at/ended_at: last worker's first start -> first worker's last end): start-up, "
+        "app creation, the first fork and a pool's staggered start excluded; "
+        "'wall incl. start-up' = N / (spawn -> exit)",
         "latency = SSE frame received (client time.time_ns()) - time.time_ns() taken in the "
         "job just before progress(); same machine clock",
         "no database connection is held by this script while workers run (as in production: "

@@ -1,9 +1,9 @@
 """What every job needs: the Flask app (built once per worker process) and the job layer.
 
 `@job` runs a function inside the app context. For jobs submitted through
-`backend.services.jobs.submit` it also keeps their record in step:
-succeeded (with the result), failed (or queued again when RQ will retry),
-and cancelled when stopped; the worker (`jobs.worker`) records the start.
+`backend.services.jobs.submit` it also keeps their record in step: failed
+(or queued again when RQ will retry), and cancelled when stopped; the
+worker (`jobs.worker`) records the start, and the success with RQ's result.
 Inside a job, `progress(done, total, message)` reports progress, streamed
 to the owner as `job.progress` events.
 """
@@ -72,7 +72,9 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
                     job_runs.mark_failed(ref, _describe(exc), will_retry=_will_retry(current))
                 raise
             if ref is not None:
-                job_runs.mark_succeeded(ref, result)
+                # The worker records the success once RQ has stored the result
+                # (`jobs.worker`): warm, in its own process, not in this horse.
+                job_runs.flush_progress(ref)
             return result
 
     return run_in_app

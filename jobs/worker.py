@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import rq
@@ -22,6 +22,9 @@ from rq.queue import Queue
 
 from backend.redis_store import get_redis
 from jobs.base import app_context, tracked
+
+if TYPE_CHECKING:
+    from backend.services.job_runs import JobRef
 
 SYNC_EVERY_SECONDS = 0.25
 
@@ -50,14 +53,18 @@ class RecordSyncing(rq.worker.BaseWorker):
         self._synced_at = time.monotonic()
 
     def execute_job(self, job: RQJob, queue: Queue) -> None:
-        """Record the start, run the job, then sync job rows if the last sync is old enough.
+        """Record the start, run the job, record its success; sync rows if the last sync is old.
 
-        The start is recorded here, before the fork, where the code is warm:
-        in a fresh work horse the same write costs three times as much.
+        Start and success are recorded here, around the fork, where the code
+        is warm: in a fresh work horse the same writes cost three times as
+        much. A failure is recorded by the horse (`jobs.base`), which has the
+        exception; a stop by RQ's stop callback.
         """
         try:
-            self._record_start(job)
+            ref = self._record_start(job)
             super().execute_job(job, queue)
+            if ref is not None:
+                self._record_success(ref)
         finally:
             self._unsynced = True
             if time.monotonic() - self._synced_at >= SYNC_EVERY_SECONDS:
@@ -90,9 +97,10 @@ class RecordSyncing(rq.worker.BaseWorker):
             return
         self._unsynced = False
 
-    def _record_start(self, job: RQJob) -> None:
+    def _record_start(self, job: RQJob) -> JobRef | None:
         from backend.services.job_runs import mark_started
 
+        ref = None
         try:
             with app_context():
                 ref = tracked(job)
@@ -100,6 +108,16 @@ class RecordSyncing(rq.worker.BaseWorker):
                     mark_started(ref)
         except Exception:  # the job still runs; its end is recorded all the same
             log.exception("job_start_not_recorded", job_id=job.id)
+        return ref
+
+    def _record_success(self, ref: JobRef) -> None:
+        from backend.services.jobs import record_if_finished
+
+        try:
+            with app_context():
+                record_if_finished(ref)
+        except Exception:  # the reaper records it from RQ's result later
+            log.exception("job_success_not_recorded", job_id=ref.id)
 
     def _work_waiting(self) -> bool:
         pipe = self.connection.pipeline(transaction=False)

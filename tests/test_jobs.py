@@ -137,11 +137,46 @@ def test_a_started_job_whose_worker_vanished_is_failed_by_the_reaper(
     from backend.queues import get_queue
 
     get_queue().empty()
-    assert jobs.reap_abandoned() == {"failed": 1, "requeued": 0}
+    assert jobs.reap_abandoned() == {"failed": 1, "requeued": 0, "succeeded": 0}
     final = Job.get_by_id(record.id)
     assert (final.status, final.error) == ("failed", jobs.ABANDONED_MESSAGE)
     assert kinds(ada["user"].id) == ["job.failed"]
-    assert jobs.reap_abandoned() == {"failed": 0, "requeued": 0}
+    assert jobs.reap_abandoned() == {"failed": 0, "requeued": 0, "succeeded": 0}
+
+
+def test_a_finished_job_whose_worker_died_before_recording_it_succeeds_by_the_reaper(
+    app: Flask, ada: dict[str, Any]
+) -> None:
+    import rq
+
+    from backend.redis_store import get_redis
+
+    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(2,))
+    job_runs.mark_started(job_runs.JobRef.of(record))
+    # RQ's own worker runs the job, then "dies" before a job-layer worker would record it
+    rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
+    assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"
+    assert jobs.reap_abandoned() == {"failed": 0, "requeued": 0, "succeeded": 1}
+    final = Job.get_by_id(record.id)
+    assert (final.status, final.result, final.progress_done) == ("succeeded", {"counted": 2}, 2)
+    assert kinds(ada["user"].id)[-1] == "job.succeeded"
+
+
+def test_a_success_the_worker_cannot_record_is_left_to_the_reaper(
+    app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    def unreachable(ref: job_runs.JobRef) -> bool:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(jobs, "record_if_finished", unreachable)
+    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
+    run_worker()
+    assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"
+    monkeypatch.undo()
+    assert jobs.reap_abandoned()["succeeded"] == 1
+    assert Job.get_by_id(record.id).status == "succeeded"
 
 
 def test_a_job_that_can_be_requeued_is_requeued(
@@ -159,7 +194,7 @@ def test_a_job_that_can_be_requeued_is_requeued(
     rq_job.worker_name = "gone-worker"
     rq_job.save()
     job_runs.mark_started(job_runs.JobRef.of(record))
-    assert jobs.reap_abandoned() == {"failed": 0, "requeued": 1}
+    assert jobs.reap_abandoned() == {"failed": 0, "requeued": 1, "succeeded": 0}
     assert Job.get_by_id(record.id).status == "queued"
     run_worker()
     assert Job.get_by_id(record.id).status == "succeeded"

@@ -94,10 +94,13 @@ def flush_progress(ref: JobRef) -> None:
         _write_progress(ref, held)
 
 
-def mark_succeeded(ref: JobRef, result: Any) -> None:
-    """Record the result and publish `job.succeeded` (the row follows with the next sync)."""
+def mark_succeeded(ref: JobRef, result: Any, *, progress: Progress | None = None) -> None:
+    """Record the result and publish `job.succeeded` (the row follows with the next sync).
+
+    `progress` is the job's last progress when the caller has it at hand.
+    """
     flush_progress(ref)
-    end(ref, "succeeded", result=result)
+    end(ref, "succeeded", result=result, progress=progress)
 
 
 def mark_failed(ref: JobRef, error: str, *, will_retry: bool) -> None:
@@ -122,6 +125,7 @@ def end(
     result: Any = None,
     error: str | None = None,
     sync_now: bool = False,
+    progress: Progress | None = None,
 ) -> bool:
     """End the job with a terminal `status` and publish `job.<status>`.
 
@@ -130,7 +134,7 @@ def end(
     sent) when it had already ended.
     """
     now = utcnow()
-    progress = _progress.pop(ref.id, None) or _stored_progress(ref.id)
+    progress = _progress.pop(ref.id, None) or progress or _stored_progress(ref.id)
     values = {"status": status, "finished_at": now, "updated_at": now, "error": error}
     if status == "succeeded":
         values["result"] = result
@@ -161,15 +165,22 @@ def _write_progress(ref: JobRef, progress: Progress) -> None:
     job_state.write(ref.id, values, _event(ref, "job.progress", payload))
 
 
+def progress_in(state: dict[str, Any]) -> Progress | None:
+    """The progress a live state (`job_state.read`) holds; None for no state."""
+    if not state:
+        return None
+    return (
+        state.get("progress_done", 0),
+        state.get("progress_total"),
+        state.get("progress_message", ""),
+    )
+
+
 def _stored_progress(job_id: str) -> Progress:
     """The progress as last recorded, for jobs ended outside the process that ran them."""
-    state = job_state.read(job_id)
-    if state:
-        return (
-            state.get("progress_done", 0),
-            state.get("progress_total"),
-            state.get("progress_message", ""),
-        )
+    progress = progress_in(job_state.read(job_id))
+    if progress is not None:
+        return progress
     record = Job.get_or_none(Job.id == job_id)
     if record is None:
         return (0, None, "")

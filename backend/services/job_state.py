@@ -148,17 +148,39 @@ def sync(job_ids: list[str] | None = None) -> int:
 
 def _copy(client: redis.Redis, batch: list[str]) -> int:
     states = read_many(batch)
+    # One prepared UPDATE per set of fields, run for many rows: building a
+    # peewee query per row would cost more than the database's own work.
+    rows_by_fields: dict[tuple[str, ...], list[list[Any]]] = {}
+    for job_id, state in zip(batch, states, strict=True):
+        if state:
+            fields = tuple(sorted(state))
+            row = [Job._meta.fields[name].db_value(state[name]) for name in fields]
+            rows_by_fields.setdefault(fields, []).append([*row, job_id, *TERMINAL_STATUSES])
     try:
         with db.atomic():
-            for job_id, state in zip(batch, states, strict=True):
-                if state:
-                    Job.update(**state).where(
-                        (Job.id == job_id) & Job.status.not_in(TERMINAL_STATUSES)
-                    ).execute()
+            for fields, rows in rows_by_fields.items():
+                db.cursor().executemany(_update_sql(fields), rows)
     except Exception:
         client.sadd(DIRTY_KEY, *batch)
         raise
-    return sum(1 for state in states if state)
+    return sum(len(rows) for rows in rows_by_fields.values())
+
+
+def _update_sql(fields: tuple[str, ...]) -> str:
+    """`UPDATE job SET <fields> WHERE id = ? AND status NOT IN (<terminal>)`, placeholders."""
+    param = db.param
+
+    def quoted(name: str) -> str:
+        return f"{db.quote[0]}{name}{db.quote[1]}"
+
+    meta = Job._meta
+    assignments = ", ".join(f"{quoted(meta.fields[name].column_name)} = {param}" for name in fields)
+    terminal = ", ".join(param for _ in TERMINAL_STATUSES)
+    return (
+        f"UPDATE {quoted(meta.table_name)} SET {assignments} "  # noqa: S608 - names from the model, values bound
+        f"WHERE {quoted(meta.fields['id'].column_name)} = {param} "
+        f"AND {quoted(meta.fields['status'].column_name)} NOT IN ({terminal})"
+    )
 
 
 def decode(raw: dict[bytes, bytes]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 
 from backend.db import db
 from backend.errors import Conflict
@@ -116,16 +117,44 @@ def cancel(*, user: User, job_id: str) -> Job:
     return get_job(user=user, job_id=job_id)
 
 
+def record_if_finished(ref: JobRef) -> bool:
+    """Record the job as succeeded, with the result RQ stored, if RQ has it finished.
+
+    Its worker calls this once the job's work horse is done (`jobs.worker`),
+    and the reaper for a job whose worker died before it could. Returns
+    whether RQ had the job finished. Raises `redis.RedisError`.
+    """
+    connection = get_redis()
+    pipe = connection.pipeline(transaction=False)
+    pipe.hget(RQJob.key_for(ref.id), "status")
+    pipe.xrevrange(Result.get_key(ref.id), "+", "-", count=1)
+    pipe.hgetall(job_state.key(ref.id))
+    status, latest, state = pipe.execute()
+    if status != JobStatus.FINISHED.value.encode():
+        return False
+    result = None
+    if latest:
+        result_id, payload = latest[0]
+        result = Result.restore(ref.id, result_id.decode(), payload, connection).return_value
+    job_runs.mark_succeeded(ref, result, progress=job_runs.progress_in(job_state.decode(state)))
+    return True
+
+
 def reap_abandoned() -> dict[str, int]:
     """Find started jobs whose worker is gone; fail them or requeue them per kind.
 
-    Returns counts of jobs failed and requeued.
+    A job RQ finished whose success was never recorded is recorded now.
+    Returns counts of jobs failed, requeued and succeeded.
     """
-    counts = {"failed": 0, "requeued": 0}
+    counts = {"failed": 0, "requeued": 0, "succeeded": 0}
     connection = get_redis()
     job_runs.sync_records()  # rows of jobs that started but never synced, included
     for record in Job.select().where(Job.status == "started"):
         if _still_running(connection, record.id):
+            continue
+        if record_if_finished(JobRef.of(record)):  # its worker died before it could
+            job_state.sync([record.id])
+            counts["succeeded"] += 1
             continue
         if KINDS.get(record.kind, JobKind()).requeue_if_abandoned and _requeue(connection, record):
             counts["requeued"] += 1
