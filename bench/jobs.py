@@ -375,7 +375,6 @@ def trivial_jobs(
             add(drains, ("raw", pool), raw)
             add(drains, ("tracked", pool), tracked)
             round_ratios[pool].append(tracked.steady / raw.steady)
-            print("DEBUG", label, raw, tracked, file=sys.stderr)
 
     total = per_round * ROUNDS
     one = total / enqueue_times["one"]

@@ -51,20 +51,23 @@ class RecordSyncing(rq.worker.BaseWorker):
         self._wal_keeper = keep_wal_open(app.extensions["peewee"])
         self._unsynced = False
         self._synced_at = time.monotonic()
+        self._ran: list[JobRef] = []  # tracked jobs run since the last sync
 
     def execute_job(self, job: RQJob, queue: Queue) -> None:
-        """Record the start, run the job, record its success; sync rows if the last sync is old.
+        """Record the start, run the job; record its success and sync rows if due.
 
         Start and success are recorded here, around the fork, where the code
         is warm: in a fresh work horse the same writes cost three times as
-        much. A failure is recorded by the horse (`jobs.base`), which has the
+        much. Successes are recorded in batches, with the row sync: at once
+        when no more work waits, else at most `SYNC_EVERY_SECONDS` later.
+        A failure is recorded by the horse (`jobs.base`), which has the
         exception; a stop by RQ's stop callback.
         """
         try:
             ref = self._record_start(job)
             super().execute_job(job, queue)
             if ref is not None:
-                self._record_success(ref)
+                self._ran.append(ref)
         finally:
             self._unsynced = True
             if time.monotonic() - self._synced_at >= SYNC_EVERY_SECONDS:
@@ -85,15 +88,23 @@ class RecordSyncing(rq.worker.BaseWorker):
         super().teardown()
 
     def sync_job_records(self) -> None:
-        """Copy pending live job states into their rows; errors are logged, never raised."""
+        """Record the successes of the jobs run since the last sync, then sync pending rows.
+
+        Errors are logged, never raised: the states stay pending for the
+        next sync, and successes not recorded are found by the reaper.
+        """
         from backend.services.job_runs import sync_records
+        from backend.services.jobs import record_finished
 
         self._synced_at = time.monotonic()
+        ran, self._ran = self._ran, []
         try:
             with app_context():
+                if ran:
+                    record_finished(ran)
                 sync_records()
-        except Exception:  # the states stay pending; the next sync or the reaper retries
-            log.exception("job_sync_failed")
+        except Exception:
+            log.exception("job_sync_failed", unrecorded=[ref.id for ref in ran])
             return
         self._unsynced = False
 
@@ -109,15 +120,6 @@ class RecordSyncing(rq.worker.BaseWorker):
         except Exception:  # the job still runs; its end is recorded all the same
             log.exception("job_start_not_recorded", job_id=job.id)
         return ref
-
-    def _record_success(self, ref: JobRef) -> None:
-        from backend.services.jobs import record_if_finished
-
-        try:
-            with app_context():
-                record_if_finished(ref)
-        except Exception:  # the reaper records it from RQ's result later
-            log.exception("job_success_not_recorded", job_id=ref.id)
 
     def _work_waiting(self) -> bool:
         pipe = self.connection.pipeline(transaction=False)

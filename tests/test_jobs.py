@@ -167,10 +167,10 @@ def test_a_success_the_worker_cannot_record_is_left_to_the_reaper(
 ) -> None:
     import redis
 
-    def unreachable(ref: job_runs.JobRef) -> bool:
+    def unreachable(refs: list[job_runs.JobRef]) -> int:
         raise redis.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(jobs, "record_if_finished", unreachable)
+    monkeypatch.setattr(jobs, "record_finished", unreachable)
     record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
     run_worker()
     assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"

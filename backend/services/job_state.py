@@ -35,6 +35,7 @@ TTL_SECONDS = 86_400  # far longer than any sync takes; rows are the durable his
 SYNC_BATCH = 500
 
 Event = tuple[str, str, dict[str, Any]]  # channel, type, data
+Write = tuple[str, dict[str, Any], Event | None]  # job id, values, event
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,24 @@ def write(job_id: str, values: dict[str, Any], event: Event | None = None) -> bo
     writing and publishing nothing, when the job had already ended.
     Raises `redis.RedisError` when Redis is unreachable.
     """
+    return write_many([(job_id, values, event)])[0]
+
+
+def write_many(writes: list[Write]) -> list[bool]:
+    """`write` for several jobs in one round trip; each result says whether it was written."""
+    client = get_redis()
+    script = client.register_script(_WRITE)
+    if len(writes) == 1:
+        return [bool(script(*_script_input(*writes[0])))]
+    pipe = client.pipeline(transaction=False)
+    for job_id, values, event in writes:
+        script(*_script_input(job_id, values, event), client=pipe)
+    return [bool(written) for written in pipe.execute()]
+
+
+def _script_input(
+    job_id: str, values: dict[str, Any], event: Event | None
+) -> tuple[list[str], list[Any]]:
     pairs: list[str] = []
     for name, value in values.items():
         pairs += [name, _encode(name, value)]
@@ -89,8 +108,7 @@ def write(job_id: str, values: dict[str, Any], event: Event | None = None) -> bo
     else:
         keys += publish_keys(event[0])
         args += publish_args(event[1], event[2])
-    script = get_redis().register_script(_WRITE)
-    return bool(script(keys=keys, args=[*args, *pairs]))
+    return keys, [*args, *pairs]
 
 
 def read(job_id: str) -> dict[str, Any]:

@@ -117,27 +117,35 @@ def cancel(*, user: User, job_id: str) -> Job:
     return get_job(user=user, job_id=job_id)
 
 
-def record_if_finished(ref: JobRef) -> bool:
-    """Record the job as succeeded, with the result RQ stored, if RQ has it finished.
+def record_finished(refs: list[JobRef]) -> int:
+    """Record those of `refs` that RQ has finished as succeeded, with the results RQ stored.
 
-    Its worker calls this once the job's work horse is done (`jobs.worker`),
-    and the reaper for a job whose worker died before it could. Returns
-    whether RQ had the job finished. Raises `redis.RedisError`.
+    Their worker calls this once their work horses are done (`jobs.worker`),
+    and the reaper for a job whose worker died before it could. Returns how
+    many RQ had finished. Raises `redis.RedisError`.
     """
     connection = get_redis()
     pipe = connection.pipeline(transaction=False)
-    pipe.hget(RQJob.key_for(ref.id), "status")
-    pipe.xrevrange(Result.get_key(ref.id), "+", "-", count=1)
-    pipe.hgetall(job_state.key(ref.id))
-    status, latest, state = pipe.execute()
-    if status != JobStatus.FINISHED.value.encode():
-        return False
-    result = None
-    if latest:
-        result_id, payload = latest[0]
-        result = Result.restore(ref.id, result_id.decode(), payload, connection).return_value
-    job_runs.mark_succeeded(ref, result, progress=job_runs.progress_in(job_state.decode(state)))
-    return True
+    for ref in refs:
+        pipe.hget(RQJob.key_for(ref.id), "status")
+        pipe.xrevrange(Result.get_key(ref.id), "+", "-", count=1)
+        pipe.hgetall(job_state.key(ref.id))
+    replies = pipe.execute()
+    successes: list[job_runs.Success] = []
+    for index, ref in enumerate(refs):
+        status, latest, state = replies[3 * index : 3 * index + 3]
+        if status == JobStatus.FINISHED.value.encode():
+            progress = job_runs.progress_in(job_state.decode(state))
+            successes.append((ref, _stored_result(ref.id, latest, connection), progress))
+    job_runs.record_successes(successes)
+    return len(successes)
+
+
+def _stored_result(job_id: str, latest: list[Any], connection: redis.Redis) -> Any:
+    if not latest:  # kept for no time (result_ttl=0)
+        return None
+    result_id, payload = latest[0]
+    return Result.restore(job_id, result_id.decode(), payload, connection).return_value
 
 
 def reap_abandoned() -> dict[str, int]:
@@ -152,7 +160,7 @@ def reap_abandoned() -> dict[str, int]:
     for record in Job.select().where(Job.status == "started"):
         if _still_running(connection, record.id):
             continue
-        if record_if_finished(JobRef.of(record)):  # its worker died before it could
+        if record_finished([JobRef.of(record)]):  # its worker died before it could
             job_state.sync([record.id])
             counts["succeeded"] += 1
             continue
