@@ -2,8 +2,9 @@
 
 `@job` runs a function inside the app context. For jobs submitted through
 `backend.services.jobs.submit` it also keeps their record in step: failed
-(or queued again when RQ will retry), and cancelled when stopped; the
-worker (`jobs.worker`) records the start, and the success with RQ's result.
+(or queued again when RQ will retry), and cancelled when stopped. Start and
+success are recorded by the worker (`jobs.worker`), or here when the job
+runs under another RQ worker.
 Inside a job, `progress(done, total, message)` reports progress, streamed
 to the owner as `job.progress` events.
 """
@@ -30,6 +31,7 @@ R = TypeVar("R")
 
 log = structlog.get_logger(__name__)
 _app: Flask | None = None
+_recorded_by_worker = False  # see `recorded_by_worker`
 
 
 def get_app() -> Flask:
@@ -63,21 +65,37 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
         with app_context():
             current = get_current_job()
             ref = tracked(current)
+            by_worker = _recorded_by_worker
             if ref is not None:
-                job_runs.begin(ref)
+                job_runs.begin(ref, started=not by_worker)
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
                 if ref is not None and current is not None:
                     job_runs.mark_failed(ref, _describe(exc), will_retry=_will_retry(current))
                 raise
-            if ref is not None:
-                # The worker records the success once RQ has stored the result
-                # (`jobs.worker`): warm, in its own process, not in this horse.
-                job_runs.flush_progress(ref)
+            if ref is not None and by_worker:
+                job_runs.flush_progress(ref)  # the worker records the success
+            elif ref is not None:
+                job_runs.mark_succeeded(ref, result)
             return result
 
     return run_in_app
+
+
+@contextmanager
+def recorded_by_worker() -> Iterator[None]:
+    """Within the block, the worker running jobs records their start and success itself.
+
+    `jobs.worker` performs each job inside it: warm, in its own process,
+    and batched. Under any other RQ worker a job records both on its own.
+    """
+    global _recorded_by_worker
+    previous, _recorded_by_worker = _recorded_by_worker, True
+    try:
+        yield
+    finally:
+        _recorded_by_worker = previous
 
 
 def progress(done: int, total: int | None = None, message: str = "") -> None:

@@ -17,11 +17,12 @@ import redis
 import rq
 import structlog
 from peewee import SqliteDatabase
+from rq.executions import Execution
 from rq.job import Job as RQJob
 from rq.queue import Queue
 
 from backend.redis_store import get_redis
-from jobs.base import app_context, tracked
+from jobs.base import app_context, recorded_by_worker, tracked
 
 if TYPE_CHECKING:
     from backend.services.job_runs import JobRef
@@ -72,6 +73,11 @@ class RecordSyncing(rq.worker.BaseWorker):
             self._unsynced = True
             if time.monotonic() - self._synced_at >= SYNC_EVERY_SECONDS:
                 self.sync_job_records()
+
+    def perform_job(self, job: RQJob, queue: Queue, execution: Execution) -> bool:
+        """Run the job (in the horse); the job layer leaves start and success to this worker."""
+        with recorded_by_worker():
+            return super().perform_job(job, queue, execution)
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None

@@ -13,6 +13,7 @@ from rq import Retry
 from backend.models import Job, User
 from backend.services import job_runs, jobs
 from backend.services.jobs import JobKind
+from jobs.base import recorded_by_worker
 from tests.accounts import login, make_user
 from tests.helpers import assert_error, json_body, stream_events
 from tests.sample_jobs import count_to, explode, refuse
@@ -153,8 +154,9 @@ def test_a_finished_job_whose_worker_died_before_recording_it_succeeds_by_the_re
 
     record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(2,))
     job_runs.mark_started(job_runs.JobRef.of(record))
-    # RQ's own worker runs the job, then "dies" before a job-layer worker would record it
-    rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
+    # a recording worker runs the job, then "dies" before it records the success
+    with recorded_by_worker():
+        rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
     assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"
     assert jobs.reap_abandoned() == {"failed": 0, "requeued": 0, "succeeded": 1}
     final = Job.get_by_id(record.id)
@@ -177,6 +179,21 @@ def test_a_success_the_worker_cannot_record_is_left_to_the_reaper(
     monkeypatch.undo()
     assert jobs.reap_abandoned()["succeeded"] == 1
     assert Job.get_by_id(record.id).status == "succeeded"
+
+
+def test_under_a_plain_rq_worker_a_job_records_its_own_start_and_success(
+    client: FlaskClient, ada: dict[str, Any]
+) -> None:
+    import rq
+
+    from backend.redis_store import get_redis
+
+    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(3,))
+    rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
+    done = json_body(client.get(f"{API}/jobs/{record.id}", headers=ada["headers"]))
+    assert (done["status"], done["result"]) == ("succeeded", {"counted": 3})
+    assert done["started_at"]
+    assert kinds(ada["user"].id)[-1] == "job.succeeded"
 
 
 def test_a_job_that_can_be_requeued_is_requeued(

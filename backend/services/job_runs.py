@@ -66,9 +66,14 @@ def mark_started(ref: JobRef) -> bool:
     )
 
 
-def begin(ref: JobRef) -> None:
-    """Note that this process runs the job from the start (its progress is all known here)."""
+def begin(ref: JobRef, *, started: bool = False) -> None:
+    """Note that this process runs the job from the start (its progress is all known here).
+
+    With `started`, also record the start (when no worker did: `mark_started`).
+    """
     _progress[ref.id] = (0, None, "")
+    if started:
+        mark_started(ref)
 
 
 def report_progress(ref: JobRef, done: int, total: int | None, message: str) -> None:
