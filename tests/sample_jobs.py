@@ -28,3 +28,20 @@ def explode(message: str) -> None:
 def refuse(message: str) -> None:
     """Fail with a domain error (its message is what users see)."""
     raise ValidationFailed(message)
+
+
+class Unloadable:
+    """A value that pickles but cannot be unpickled again."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_refuse_to_load, ())
+
+
+def _refuse_to_load() -> None:
+    raise RuntimeError("this value cannot be loaded")
+
+
+@job
+def return_unloadable() -> Unloadable:
+    """Succeed with a result nobody can load back."""
+    return Unloadable()

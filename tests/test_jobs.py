@@ -16,7 +16,7 @@ from backend.services.jobs import JobKind
 from jobs.base import recorded_by_worker
 from tests.accounts import login, make_user
 from tests.helpers import assert_error, json_body, stream_events
-from tests.sample_jobs import count_to, explode, refuse
+from tests.sample_jobs import count_to, explode, refuse, return_unloadable
 
 API = "/api/v1"
 
@@ -194,6 +194,16 @@ def test_under_a_plain_rq_worker_a_job_records_its_own_start_and_success(
     assert (done["status"], done["result"]) == ("succeeded", {"counted": 3})
     assert done["started_at"]
     assert kinds(ada["user"].id)[-1] == "job.succeeded"
+
+
+def test_a_result_that_cannot_be_loaded_does_not_hold_up_the_others(
+    app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool]
+) -> None:
+    odd = jobs.submit(owner=ada["user"], kind="odd", func=return_unloadable)
+    fine = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
+    run_worker()
+    assert (Job.get_by_id(odd.id).status, Job.get_by_id(odd.id).result) == ("succeeded", None)
+    assert Job.get_by_id(fine.id).result == {"counted": 1}
 
 
 def test_a_job_that_can_be_requeued_is_requeued(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
+import structlog
 from flask import current_app
 from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
@@ -32,6 +33,8 @@ from backend.redis_store import get_redis
 from backend.services import job_runs, job_state
 from backend.services.access import get_visible, is_admin
 from backend.services.job_runs import KIND, OWNER, TRACKED, JobRef, mark_cancelled
+
+log = structlog.get_logger(__name__)
 
 ABANDONED_MESSAGE = "The worker running this job stopped unexpectedly."
 
@@ -145,7 +148,11 @@ def _stored_result(job_id: str, latest: list[Any], connection: redis.Redis) -> A
     if not latest:  # kept for no time (result_ttl=0)
         return None
     result_id, payload = latest[0]
-    return Result.restore(job_id, result_id.decode(), payload, connection).return_value
+    try:
+        return Result.restore(job_id, result_id.decode(), payload, connection).return_value
+    except Exception:  # a result this process cannot load must not hold up the others
+        log.exception("job_result_unreadable", job_id=job_id)
+        return None
 
 
 def reap_abandoned() -> dict[str, int]:
