@@ -1,9 +1,11 @@
 """The RQ worker classes: `rq worker -w jobs.worker.Worker` (the Procfile's) and a simple one.
 
-Jobs write their records' live state to Redis (`backend.services.job_state`);
-these workers copy it into the `Job` rows from their own long-lived process:
-at most every `SYNC_EVERY_SECONDS` while jobs keep coming, and whenever the
-queues run dry or the worker stops. A forked work horse thus never opens a
+Job records keep their live state in Redis (`backend.services.job_state`).
+These workers write a tracked job's start before they fork, its success
+after (from the result RQ stored), and copy live states into the `Job` rows,
+all from their own long-lived process: at most every `SYNC_EVERY_SECONDS`
+while jobs keep coming, and whenever the queues run dry or the worker stops.
+A forked work horse writes only progress and failures, and never opens a
 database connection for the bookkeeping of its job.
 """
 
