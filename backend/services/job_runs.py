@@ -1,10 +1,13 @@
 """A tracked job's lifecycle as its worker reports it: started, progress, and how it ended.
 
-The worker's parent process calls `mark_started` before it forks the job; the
-job itself (through `jobs.base`) calls `begin`, `report_progress`, and then
-`mark_succeeded` or `mark_failed`; RQ's stop callback, the cancel endpoint
-and the reaper call `mark_cancelled` / `end`. Each call is one Redis script
-(`job_state.write`): the live state changes and its event goes out together,
+The worker's parent process calls `mark_started` before it forks the job and,
+after, `record_successes` for a batch of finished jobs (through
+`backend.services.jobs.record_finished`); the job itself (through `jobs.base`)
+calls `begin`, `report_progress`, `flush_progress`, and `mark_failed` when it
+raises (under another RQ worker it also records its own start and success);
+RQ's stop callback, the cancel endpoint and the reaper call `mark_cancelled` /
+`end`. Each write is one Redis script call (`job_state.write`, or one
+pipeline of them): the live state changes and its event goes out together,
 and a job that already ended takes neither, so every job publishes exactly
 one terminal event (`job.succeeded|failed|cancelled`). `Job` rows follow in
 batches (`sync_records`).

@@ -87,7 +87,7 @@ def write_many(writes: list[Write]) -> list[bool]:
     """`write` for several jobs in one round trip; each result says whether it was written."""
     client = get_redis()
     script = client.register_script(_WRITE)
-    if len(writes) == 1:
+    if len(writes) == 1:  # a pipeline would first ask whether the script is loaded
         return [bool(script(*_script_input(*writes[0])))]
     pipe = client.pipeline(transaction=False)
     for job_id, values, event in writes:
