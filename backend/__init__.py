@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         db,
         logs,
         metrics,
+        optimizations,
         ratelimit,
         redis_store,
         security_headers,
@@ -50,5 +51,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security_headers.init_app(app)
     ratelimit.init_app(app)
     api.init_app(app)
+    optimizations.init_app(app)  # last: it may wrap what the others installed
     cli.init_app(app)
     return app
