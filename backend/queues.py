@@ -3,17 +3,19 @@
 Three named queues, drained in priority order by `rq worker high default low`.
 Job functions live in modules under `jobs/`. Blueprints never enqueue: they
 call a service, and the service calls `enqueue` (after its transaction
-commits, so the job sees the committed rows).
+commits, so the job sees the committed rows). Services name the job by its
+dotted path (`"jobs.mail.deliver_mail"`), which the worker imports: the
+`jobs` package sits above the services and they never import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from rq import Callback, Queue, Retry
 from rq.job import Job
+from rq.types import FunctionReferenceType
 
 from backend.redis_store import get_redis
 
@@ -28,7 +30,7 @@ def get_queue(name: str = "default") -> Queue:
 
 
 def enqueue(
-    func: Callable[..., Any],
+    func: FunctionReferenceType,
     *args: Any,
     queue: str = "default",
     timeout: int | None = None,
@@ -42,9 +44,11 @@ def enqueue(
 ) -> Job:
     """Enqueue `func(*args, **kwargs)` on `queue` and return the RQ job.
 
-    `func` is a job function from a module under `jobs/`. `at` or `delay`
+    `func` is a job function from a module under `jobs/`, or (from a
+    service) its dotted name, `"jobs.<topic>.<function>"`. `at` or `delay`
     schedule it for later (run by the worker's scheduler); `retry` retries
-    transient failures; `timeout` (seconds) bounds one run.
+    transient failures; `timeout` (seconds) bounds one run. Raises
+    `ValueError` for an unknown queue.
     """
     target = get_queue(queue)
     options: dict[str, Any] = {

@@ -30,7 +30,6 @@ from rq import Retry
 
 from backend.db import db
 from backend.queues import enqueue
-from jobs import mail as mail_jobs
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +38,7 @@ SUBJECT_PREFIX = "Subject:"
 SMTP_TIMEOUT = 10.0
 DELIVERY_RETRY_INTERVALS = [10, 30, 60, 300, 900]
 DELIVERY_TIMEOUT = 60
+DELIVERY_JOB = "jobs.mail.deliver_mail"  # by name: the jobs package sits above the services
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 _env = jinja2.Environment(
@@ -131,7 +131,7 @@ def _build_payload(to: str, template: str, context: Mapping[str, Any]) -> dict[s
 
 def _enqueue_delivery(payload: dict[str, Any]) -> str:
     job = enqueue(
-        mail_jobs.deliver_mail,
+        DELIVERY_JOB,
         payload,
         queue="default",
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=DELIVERY_RETRY_INTERVALS),
