@@ -2,8 +2,9 @@
 
 `{"code": 409, "status": "Conflict", "error": "insufficient_stock",
 "message": "...", "errors": {...}}` for domain exceptions, Werkzeug's own
-HTTP errors (404, 405, 413, ...), flask-smorest's 422 and unhandled
-exceptions (500, logged with the traceback, answered without internals).
+HTTP errors (404, 405, 413, ...), flask-smorest's 422, Flask-Limiter's 429
+and unhandled exceptions (500, logged with the traceback, answered without
+internals).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import peewee
 import redis
 import structlog
 from flask import Flask, Response, jsonify
+from flask_limiter import RateLimitExceeded
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from marshmallow import fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend.errors import DomainError
+from backend.ratelimit import seconds_until_reset
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +102,15 @@ def handle_http_exception(exc: HTTPException) -> Response:
     )
 
 
+def handle_rate_limited(exc: RateLimitExceeded) -> Response:
+    """Answer a breached rate limit: 429 with `Retry-After`, the seconds until it resets."""
+    return error_response(
+        429,
+        message=f"Too many requests ({exc.description}); try again later.",
+        headers={"Retry-After": str(seconds_until_reset())},
+    )
+
+
 def handle_domain_error(exc: DomainError) -> Response:
     """Render a domain exception raised by a service."""
     return error_response(
@@ -140,6 +152,7 @@ def handle_unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     """Register the handlers (after flask-smorest's, so these win)."""
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(DomainError, handle_domain_error)
     for exc_type in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc_type, handle_unavailable)

@@ -46,7 +46,9 @@ REPRODUCED_HOOKS = frozenset({
     "backend.metrics._start_timer",  # request count and latency: reproduced
     "backend.metrics._observe",
     "backend.security_headers._add_headers",  # headers only: kept with the response
-    "backend.ratelimit._on_writes_only.<locals>.writes_only",  # nothing for reads
+    "flask_limiter._extension.Limiter._check_request_limit",  # reads: filtered out at once
+    "flask_limiter._extension.Limiter.__inject_headers",  # no limit checked, no header
+    "flask_limiter._extension.Limiter.__release_context",
     "backend.db._close_connection",  # no connection was opened
     "flask_cors.extension.make_after_request_function.<locals>.cors_after_request",  # no Origin
 })  # fmt: skip
