@@ -14,6 +14,11 @@ PUBLIC_TOPICS = frozenset({PRODUCTS})
 ADMIN_TOPICS = frozenset({ADMIN})
 
 
+# Not an event channel: the Redis Pub/Sub channel that carries the ids of revoked
+# sessions, so every process's SSE hub ends their streams at once.
+REVOKED_SESSIONS = "auth:revoked"
+
+
 def user_channel(user_id: int) -> str:
     """Return the private channel of the user with id `user_id`."""
     return f"{USER_PREFIX}{user_id}"

@@ -6,7 +6,8 @@ subscribed to the live channel of every channel its clients listen to
 last) and copies each event into the bounded queue of every interested
 client. A client whose queue overflows is dropped (it resumes from its last
 event on reconnect) rather than slowing the others. Revoked sessions are
-pushed to the hub and their streams end at once. If Redis drops the
+pushed to the hub (on `channels.REVOKED_SESSIONS`) and their streams end at
+once. If Redis drops the
 connection, every stream is ended so clients reconnect and replay.
 """
 
@@ -23,10 +24,10 @@ from typing import Any
 import redis
 import structlog
 
+from backend.channels import REVOKED_SESSIONS
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
 from backend.metrics import SSE_DROPPED as DROPPED
-from backend.services.sessions import REVOKED_CHANNEL
 
 log = structlog.get_logger(__name__)
 
@@ -165,7 +166,7 @@ class Hub:
     def _listen(self) -> None:
         pubsub = self._client.pubsub()
         try:
-            pubsub.subscribe(CONTROL_CHANNEL, REVOKED_CHANNEL)
+            pubsub.subscribe(CONTROL_CHANNEL, REVOKED_SESSIONS)
             while not self.closing:
                 self._apply_pending(pubsub)
                 message = pubsub.get_message(timeout=1.0)
@@ -195,7 +196,7 @@ class Hub:
                 targets = list(self._by_channel.get(name, ()))
             for subscriber in targets:
                 subscriber.offer(event)
-        elif message["type"] == "message" and channel == REVOKED_CHANNEL:
+        elif message["type"] == "message" and channel == REVOKED_SESSIONS:
             self._end_sessions(message["data"].decode())
 
     def _end_sessions(self, payload: str) -> None:

@@ -2,7 +2,9 @@
 
 The client's position is a cursor holding the last event id of every channel
 it reads; it is sent as the SSE `id:` of each event and comes back as
-`Last-Event-ID` when the client reconnects.
+`Last-Event-ID` when the client reconnects. Whether the stream's session is
+still signed in is asked of the check the caller passes (`session_active`):
+the stream knows nothing of accounts.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import queue
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -20,7 +22,6 @@ from backend.db import db
 from backend.events import Event, history_after, latest_id, parse_id
 from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
-from backend.services import sessions
 from backend.sse import Hub, Subscriber
 
 Cursor = dict[str, str]
@@ -87,9 +88,15 @@ class EventStream:
         session_id: int,
         resume_from: Cursor | None,
         settings: StreamSettings,
+        session_active: Callable[[int], bool],
     ) -> None:
-        """Prepare a stream; nothing happens until it is iterated."""
+        """Prepare a stream; nothing happens until it is iterated.
+
+        `session_active(session_id)` says whether the session may still read;
+        it is asked every `revalidate_seconds`, in an app context.
+        """
         self.app = app
+        self.session_active = session_active
         self.hub = hub
         self.settings = settings
         self.resume_from = resume_from
@@ -172,7 +179,7 @@ class EventStream:
             now = time.monotonic()
             if now - last_check >= self.settings.revalidate_seconds:
                 last_check = now
-                if not self._session_active():
+                if not self._still_signed_in():
                     return
             if event is not None and event.position > _position(cursor, event.channel):
                 cursor[event.channel] = event.id
@@ -183,11 +190,11 @@ class EventStream:
                 last_write = now
                 yield ": keep-alive\n\n"
 
-    def _session_active(self) -> bool:
+    def _still_signed_in(self) -> bool:
         # A fallback: revocations are also pushed to the hub, which ends streams at once.
         with self.app.app_context():
             try:
-                return sessions.is_active(self.subscriber.session_id)
+                return self.session_active(self.subscriber.session_id)
             except redis.RedisError:
                 return True
             finally:

@@ -75,6 +75,7 @@ def stream(query: dict[str, Any]) -> Response:
             request.headers.get("Last-Event-ID") or query.get("last_event_id")
         ),
         settings=StreamSettings.from_config(app.config),
+        session_active=sessions.is_active,
     )
     try:
         iterator = iter(body)

@@ -16,6 +16,7 @@ import structlog
 from flask import current_app
 from peewee import Expression
 
+from backend.channels import REVOKED_SESSIONS
 from backend.db import db
 from backend.models import AuthSession, User, utcnow
 from backend.redis_store import get_redis
@@ -28,7 +29,6 @@ SEEN_KEY = "auth:seen:{}"
 ACTIVE_CACHE_SECONDS = 300
 SEEN_THROTTLE_SECONDS = 60
 ACTIVE, REVOKED = b"1", b"0"
-REVOKED_CHANNEL = "auth:revoked"
 
 
 def new_jti() -> str:
@@ -159,7 +159,7 @@ def _cache_revoked(ids: Iterable[int]) -> None:
             for session_id in ids:
                 pipe.set(STATE_KEY.format(session_id), REVOKED, ex=_revoked_cache_seconds())
             # Live event streams of these sessions end at once (see backend.sse).
-            pipe.publish(REVOKED_CHANNEL, ",".join(str(i) for i in ids))
+            pipe.publish(REVOKED_SESSIONS, ",".join(str(i) for i in ids))
             pipe.execute()
     except redis.RedisError as exc:  # the database stays authoritative
         log.error("session_revocation_not_cached", error=str(exc), session_ids=list(ids))
