@@ -14,15 +14,15 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, cast
+from typing import IO, Protocol, TypeVar, cast
 
 from flask import Flask, Request, current_app
 
 CHUNK = 1024 * 1024
-DIRECT_UPLOAD_ENDPOINTS = frozenset({"files.upload_file"})
+RECEIVES_INTO_STORAGE = "receives_uploads_into_storage"  # the mark on a view function
 _KEY = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
@@ -262,18 +262,34 @@ class LocalStorage:
                 yield path.name
 
 
+View = TypeVar("View", bound=Callable[..., object])
+
+
+def receives_uploads(view: View) -> View:
+    """Mark `view` so that its requests' file parts are written straight into storage.
+
+    Such parts are received into the storage's own temporary folder, hashed
+    on arrival and renamed into place by `LocalStorage.put`: one write. The
+    mark is an attribute of the view function (copied up by every
+    `functools.wraps` above it), so it stays when the view or its blueprint is
+    renamed.
+    """
+    setattr(view, RECEIVES_INTO_STORAGE, True)
+    return view
+
+
 def init_app(app: Flask) -> None:
     """Give the app its storage (`FILES_DIR` on the local filesystem).
 
-    Uploads to `DIRECT_UPLOAD_ENDPOINTS` are received into the storage's own
-    temporary folder, hashed on arrival and renamed into place: one write.
+    Requests to views marked with `receives_uploads` get their file parts
+    received into storage (see `UploadRequest`).
     """
     app.extensions["storage"] = LocalStorage(app.config["FILES_DIR"])
     app.request_class = UploadRequest
 
 
 class UploadRequest(Request):
-    """Flask's request; file parts sent to `DIRECT_UPLOAD_ENDPOINTS` go straight into storage."""
+    """Flask's request; file parts sent to a `receives_uploads` view go straight into storage."""
 
     def _get_file_stream(
         self,
@@ -283,7 +299,8 @@ class UploadRequest(Request):
         content_length: int | None = None,
     ) -> IO[bytes]:
         storage = current_app.extensions.get("storage")
-        if self.endpoint in DIRECT_UPLOAD_ENDPOINTS and isinstance(storage, LocalStorage):
+        view = current_app.view_functions.get(self.endpoint or "")
+        if getattr(view, RECEIVES_INTO_STORAGE, False) and isinstance(storage, LocalStorage):
             incoming = storage.incoming()
             self._incoming.append(incoming)
             return cast(IO[bytes], incoming)

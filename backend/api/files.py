@@ -19,11 +19,13 @@ from backend.schemas.files import (
     UploadSchema,
 )
 from backend.services import files
+from backend.storage import receives_uploads
 
 blp = Blueprint("files", __name__, url_prefix="/files", description="Stored files and images.")
 
 
 @blp.route("", methods=["POST"])
+@receives_uploads
 @auth_required(blp)
 @limit_body("FILES_MAX_BYTES")
 @blp.arguments(UploadSchema, location="files")

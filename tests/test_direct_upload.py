@@ -1,0 +1,42 @@
+"""Uploads received straight into storage: the view says so itself (`storage.receives_uploads`)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, request
+
+from backend.storage import RECEIVES_INTO_STORAGE, Incoming, receives_uploads
+
+
+def where_the_part_went() -> str:
+    stream = request.files["file"].stream
+    return str(stream.path.parent) if isinstance(stream, Incoming) else type(stream).__name__
+
+
+def part_of_an_unmarked_view() -> str:
+    return where_the_part_went()
+
+
+def a_form() -> dict[str, tuple[io.BytesIO, str]]:
+    return {"file": (io.BytesIO(b"sku,name\nA-1,Tea\n"), "prices.csv")}
+
+
+def test_the_upload_view_is_marked(app: Flask) -> None:
+    assert getattr(app.view_functions["files.upload_file"], RECEIVES_INTO_STORAGE) is True
+
+
+def test_a_marked_view_receives_parts_into_storage_whatever_its_name(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app()
+    marked = receives_uploads(where_the_part_went)
+    app.add_url_rule("/renamed", "renamed.anything", marked, methods=["POST"])
+    app.add_url_rule("/plain", "plain.upload", part_of_an_unmarked_view, methods=["POST"])
+    client = app.test_client()
+    incoming = Path(app.config["FILES_DIR"]) / "incoming"
+    assert client.post("/renamed", data=a_form()).text == str(incoming)
+    assert client.post("/plain", data=a_form()).text != str(incoming)
+    assert list(incoming.iterdir()) == []  # parts nobody adopted are deleted with the request
