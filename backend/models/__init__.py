@@ -10,7 +10,7 @@ from backend.models.catalog import (
     OrderLine,
     Product,
 )
-from backend.models.files import FILE_PURPOSES, File
+from backend.models.files import FILE_PURPOSES, RENDITIONS, File
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
 
@@ -19,6 +19,7 @@ __all__ = [
     "File",
     "JOB_STATUSES",
     "ORDER_STATUSES",
+    "RENDITIONS",
     "TERMINAL_STATUSES",
     "Job",
     "AuditEvent",

@@ -11,6 +11,8 @@ from backend.models.fields import JSONTextField
 from backend.models.user import User
 
 FILE_PURPOSES = ("upload", "product_image", "export")
+# Rendition name → the longest side in pixels; smaller images are never enlarged.
+RENDITIONS: dict[str, int] = {"thumb": 160, "mobile": 640, "desktop": 1600}
 
 
 class File(BaseModel):

@@ -7,8 +7,7 @@ from typing import Any
 from flask import url_for
 from marshmallow import Schema, fields, validate
 
-from backend.models import File
-from backend.services.media import RENDITIONS
+from backend.models import RENDITIONS, File
 
 VERSION_CHARS = 16  # of the sha256, in `?v=`: enough to make a URL content-addressed
 

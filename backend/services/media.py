@@ -22,11 +22,10 @@ import filetype
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backend.errors import UnsupportedMediaType, ValidationFailed
+from backend.models import RENDITIONS
 
 SNIFF_BYTES = 8192
 MAX_FILENAME_CHARS = 200
-# Rendition name → the longest side in pixels; smaller images are never enlarged.
-RENDITIONS: dict[str, int] = {"thumb": 160, "mobile": 640, "desktop": 1600}
 RENDITION_TYPE = "image/webp"
 # Clients may declare these for a sniffed type (browsers disagree on CSV and JPEG).
 _ALIASES = {
