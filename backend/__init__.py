@@ -50,7 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cors.init_app(app)
     security_headers.init_app(app)
     ratelimit.init_app(app)
-    api.init_app(app)
+    api.init_app(app, version=__version__, description=__doc__ or "")
     optimizations.init_app(app)  # last: it may wrap what the others installed
     cli.init_app(app)
     return app

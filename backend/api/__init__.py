@@ -14,7 +14,6 @@ from flask import Flask, send_from_directory
 from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
-import backend
 from backend.api import (
     auth,
     errors,
@@ -49,11 +48,11 @@ class Api(flask_smorest.Api):
     ERROR_SCHEMA = errors.ErrorSchema
 
 
-def _openapi_settings(app: Flask) -> dict[str, Any]:
-    summary, _, introduction = (backend.__doc__ or "").strip().partition("\n")
+def _openapi_settings(version: str, description: str) -> dict[str, Any]:
+    summary, _, introduction = description.strip().partition("\n")
     return {
         "API_TITLE": "flet-backend",
-        "API_VERSION": backend.__version__,
+        "API_VERSION": version,
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
@@ -74,9 +73,13 @@ def _docs_asset(filename: str) -> ResponseReturnValue:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
-def init_app(app: Flask) -> Api:
-    """Create the `Api`, register every blueprint and the error handlers."""
-    for key, value in _openapi_settings(app).items():
+def init_app(app: Flask, *, version: str, description: str) -> Api:
+    """Create the `Api`, register every blueprint and the error handlers.
+
+    `version` and `description` (summary line, blank line, introduction) head
+    the OpenAPI document; `create_app` passes the package's own.
+    """
+    for key, value in _openapi_settings(version, description).items():
         app.config.setdefault(key, value)
     security.init_app(app)
     api = Api(app)
