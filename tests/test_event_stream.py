@@ -1,0 +1,51 @@
+"""The event stream asks the session check it is given, and knows nothing of accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from backend.redis_store import redis_url
+from backend.sse import hub_for
+from backend.streaming import EventStream, StreamSettings
+
+QUICK = StreamSettings(heartbeat_seconds=0.05, revalidate_seconds=0.0, max_lifetime_seconds=5)
+
+
+@pytest.fixture
+def stream_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+def a_stream(app: Flask, session_active: Callable[[int], bool]) -> EventStream:
+    return EventStream(
+        app=app, hub=hub_for(redis_url(app)), channels=["user:1"], session_id=7,
+        resume_from=None, settings=QUICK, session_active=session_active,
+    )  # fmt: skip
+
+
+def test_a_stream_ends_once_its_session_check_says_no(stream_app: Flask) -> None:
+    asked: list[int] = []
+
+    def signed_out(session_id: int) -> bool:
+        asked.append(session_id)
+        return False
+
+    assert list(a_stream(stream_app, signed_out)) == ["retry: 3000\n\n"]
+    assert asked == [7]
+
+
+def test_a_stream_goes_on_while_the_check_says_yes_or_cannot_answer(stream_app: Flask) -> None:
+    def unreachable(session_id: int) -> bool:
+        raise redis.ConnectionError("Redis is down")  # the hub's push still ends revoked streams
+
+    for check in (lambda session_id: True, unreachable):
+        body = iter(a_stream(stream_app, check))
+        assert next(body) == "retry: 3000\n\n"
+        assert next(body) == ": keep-alive\n\n"
+        body.close()  # type: ignore[attr-defined]
