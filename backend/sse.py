@@ -7,8 +7,8 @@ last) and copies each event into the bounded queue of every interested
 client. A client whose queue overflows is dropped (it resumes from its last
 event on reconnect) rather than slowing the others. Revoked sessions are
 pushed to the hub (on `channels.REVOKED_SESSIONS`) and their streams end at
-once. If Redis drops the
-connection, every stream is ended so clients reconnect and replay.
+once. If Redis drops the connection, every stream is ended so clients
+reconnect and replay.
 """
 
 from __future__ import annotations
