@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -18,9 +20,15 @@ def admin(client: FlaskClient) -> dict[str, str]:
     return login(client, "root@example.test").headers
 
 
+def uploaded_product_image(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
+    response = upload(client, admin, image_bytes(), "p.png", "image/png", purpose="product_image")
+    body: dict[str, Any] = json_body(response)
+    return body
+
+
 def shown_image(client: FlaskClient, admin: dict[str, str]) -> tuple[int, int]:
     """An admin's uploaded image attached to a new product: (file id, product id)."""
-    image = json_body(upload(client, admin, image_bytes(), "p.png", "image/png", purpose="product_image"))
+    image = uploaded_product_image(client, admin)
     product = make_product("IMG-PRIV")
     Product.update(image_file_id=image["id"]).where(Product.id == product.id).execute()
     return image["id"], product.id
@@ -29,7 +37,7 @@ def shown_image(client: FlaskClient, admin: dict[str, str]) -> tuple[int, int]:
 def test_an_unattached_product_image_is_not_public(
     client: FlaskClient, admin: dict[str, str]
 ) -> None:
-    image = json_body(upload(client, admin, image_bytes(), "p.png", "image/png", purpose="product_image"))
+    image = uploaded_product_image(client, admin)
     assert_error(client.get(f"{API}/files/{image['id']}"), 404, "not_found")
     assert_error(client.get(f"{API}/files/{image['id']}/content"), 404, "not_found")
     owner_view = client.get(f"{API}/files/{image['id']}/content", headers=admin)

@@ -17,6 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 import backend
 from backend.api import (
     auth,
+    converters,
     errors,
     events,
     files,
@@ -79,6 +80,7 @@ def init_app(app: Flask) -> Api:
     for key, value in _openapi_settings(app).items():
         app.config.setdefault(key, value)
     security.init_app(app)
+    app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
     api = Api(app)
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:

@@ -181,9 +181,7 @@ def _readable(viewer: User | None, file_id: int) -> tuple[File, bool]:
         File.select()
         .join(Product, on=(Product.image_file_id == File.id))
         .where(
-            (File.id == file_id)
-            & File.purpose.in_(PUBLIC_PURPOSES)
-            & (Product.is_active == True)  # noqa: E712 - SQL comparison
+            (File.id == file_id) & File.purpose.in_(PUBLIC_PURPOSES) & (Product.is_active == True)  # noqa: E712 - SQL comparison
         )
         .first()
     )
