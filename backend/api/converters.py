@@ -12,7 +12,7 @@ from typing import Any
 
 from werkzeug.routing import IntegerConverter, Map
 
-MAX_ID = 2**63 - 1
+from backend.models.fields import MAX_ID
 
 
 class IdConverter(IntegerConverter):

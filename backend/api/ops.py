@@ -6,10 +6,10 @@ import hmac
 from typing import Any
 
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from backend import metrics
+from backend.api.blueprint import Blueprint
 from backend.errors import Unauthorized
 from backend.services import health
 
