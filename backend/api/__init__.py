@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from backend.api import (
     auth,
+    converters,
     errors,
     events,
     files,
@@ -82,6 +83,7 @@ def init_app(app: Flask, *, version: str, description: str) -> Api:
     for key, value in _openapi_settings(version, description).items():
         app.config.setdefault(key, value)
     security.init_app(app)
+    app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
     api = Api(app)
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:

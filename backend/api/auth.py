@@ -6,8 +6,8 @@ from typing import Any
 
 from flask_jwt_extended import get_jwt
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint
 
+from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, client_info, session_id
 from backend.ratelimit import configured, email_key, limiter
 from backend.schemas.users import (

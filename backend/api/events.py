@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response, current_app, request
 from flask_jwt_extended import verify_jwt_in_request
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, session_id
 from backend.errors import ServiceUnavailable, Unauthorized
 from backend.redis_store import redis_url

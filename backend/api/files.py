@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, url_for
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
+from backend.api.blueprint import Blueprint
 from backend.api.downloads import send_content
 from backend.api.security import auth_required, caller, limit_body, optional_caller
 from backend.schemas.files import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller
 from backend.schemas.notifications import (
     NotificationQuerySchema,

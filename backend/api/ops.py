@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from flask import Response
-from flask_smorest import Blueprint
+from flask import Response, current_app, request
 from marshmallow import Schema, fields
 
 from backend import metrics
+from backend.api.blueprint import Blueprint
+from backend.errors import Unauthorized
 from backend.services import health
 
 blp = Blueprint("ops", __name__, description="Liveness, readiness and metrics for operators.")
@@ -44,9 +46,30 @@ def readyz() -> dict[str, Any]:
     return {"status": "ok", "checks": health.check_readiness()}
 
 
+def _check_metrics_token() -> None:
+    """Refuse the scrape unless it carries `METRICS_TOKEN` (when one is configured)."""
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("Metrics need `Authorization: Bearer <METRICS_TOKEN>`.")
+
+
 @blp.route("/metrics")
-@blp.doc(responses={200: {"description": "Prometheus text exposition format."}})
+@blp.doc(
+    responses={
+        200: {"description": "Prometheus text exposition format."},
+        401: {"description": "`METRICS_TOKEN` is set and the request did not carry it."},
+    },
+    security=[{"bearerAuth": []}],
+)
 def prometheus_metrics() -> Response:
-    """Expose Prometheus metrics: requests, latency and RQ queue depths."""
+    """Expose Prometheus metrics: requests, latency and RQ queue depths.
+
+    When `METRICS_TOKEN` is set, the scrape must send `Authorization: Bearer
+    <METRICS_TOKEN>`; otherwise it answers 401.
+    """
+    _check_metrics_token()
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from backend.api.blueprint import Blueprint
 from backend.api.idempotency import current_key, idempotent
 from backend.api.security import auth_required, caller, client_info
 from backend.schemas.catalog import (

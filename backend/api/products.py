@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request, url_for
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
+from backend.api.blueprint import Blueprint
 from backend.api.response_cache import cached_response
 from backend.api.security import auth_required, caller, client_info, limit_body, optional_caller
 from backend.schemas.catalog import ProductQuerySchema, ProductSchema, ProductUpdateSchema

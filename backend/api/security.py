@@ -23,8 +23,8 @@ from flask_jwt_extended import (
     get_jwt,
     verify_jwt_in_request,
 )
-from flask_smorest import Blueprint
 
+from backend.api.blueprint import Blueprint
 from backend.api.errors import error_response
 from backend.models import User
 from backend.services import sessions

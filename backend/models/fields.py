@@ -7,6 +7,8 @@ from typing import Any
 
 from peewee import TextField
 
+MAX_ID = 2**63 - 1  # the largest id a row can have (a signed 64-bit integer)
+
 
 class JSONTextField(TextField):
     """JSON stored as text: identical on SQLite and PostgreSQL, queried as a whole."""

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from backend.models.fields import MAX_ID
+
 MAX_PRICE = Decimal("9999999999.99")
 CENT = Decimal("0.01")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
+ID = validate.Range(min=1, max=MAX_ID)  # an id a row can have
 SORTS = ["name", "-name", "price", "-price", "created_at", "-created_at"]
 
 
 def two_places(value: Decimal) -> None:
-    """Refuse amounts with more than two decimal places."""
-    if value != value.quantize(CENT):
+    """Refuse amounts with more than two decimal places (or too many digits to round)."""
+    try:
+        exact = value == value.quantize(CENT)
+    except InvalidOperation:  # 1e400: more digits than any price can have
+        exact = False
+    if not exact:
         raise ValidationError("At most two decimal places.")
 
 
@@ -49,7 +56,7 @@ class ProductSchema(Schema):
     currency = fields.String(load_default="USD", validate=CURRENCY)
     stock = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
     is_active = fields.Boolean(load_default=True)
-    image_file_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    image_file_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
 
@@ -77,7 +84,7 @@ class ProductQuerySchema(Schema):
 class OrderItemSchema(Schema):
     """One line of a new order."""
 
-    product_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    product_id = fields.Integer(required=True, strict=True, validate=ID)
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
 
 
@@ -118,7 +125,7 @@ class OrderSchema(Schema):
 class OrderQuerySchema(Schema):
     """Order list filters (`user_id` for admins)."""
 
-    user_id = fields.Integer(validate=validate.Range(min=1))
+    user_id = fields.Integer(validate=ID)
     status = fields.String(
         validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
     )

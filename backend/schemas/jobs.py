@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from backend.models.fields import MAX_ID
+
 
 class ProgressSchema(Schema):
     """How far a job got."""
@@ -43,6 +45,6 @@ class OrderExportSchema(Schema):
     status = fields.String(
         validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
     )
-    user_id = fields.Integer(validate=validate.Range(min=1))
+    user_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     created_from = fields.AwareDateTime(metadata={"description": "Orders created at or after"})
     created_to = fields.AwareDateTime(metadata={"description": "Orders created before"})

@@ -179,7 +179,7 @@ def forgot_password(*, email: str, client: ClientInfo) -> None:
 
 
 def reset_password(*, token: str, password: str, client: ClientInfo) -> User:
-    """Set a new password from a mailed token and end every session of the account.
+    """Set a new password from a mailed token; end every session and spend every other link.
 
     Raises `ValidationFailed` for a bad token (`invalid_token`) or a weak password.
     """
@@ -188,6 +188,7 @@ def reset_password(*, token: str, password: str, client: ClientInfo) -> User:
         passwords.check_policy(password, email=user.email)
         user.password_hash = passwords.hash_password(password)
         user.save()
+        tokens.spend_outstanding(user=user, purpose=tokens.PASSWORD_RESET)
         sessions.revoke_all_for(user, reason="password_reset")
         audit.record("auth.password_reset", client=client, actor=user, target=user)
     return user

@@ -1,8 +1,8 @@
 """Files: uploads checked and stored, who may read them, renditions, deletion, cleanup.
 
 Bytes live in `backend.storage` under their sha256; a `File` row says who
-owns them and what they are. Product images are public, every other file is
-private to its owner (and admins) through `services.access.get_visible`.
+owns them and what they are. An active product's image is public, every other
+file is private to its owner (and admins) through `services.access.get_visible`.
 """
 
 from __future__ import annotations
@@ -162,16 +162,34 @@ def start_renditions(record: File) -> Job:
 
 
 def get_file(*, viewer: User | None, file_id: int) -> File:
-    """Return a file `viewer` may read: a product image, their own, or any for admins.
+    """Return a file `viewer` may read: an active product's image, their own, or any for admins.
 
     Raises `NotFound` for a missing file and for someone else's private file alike.
     """
-    public = File.select().where(File.id == file_id, File.purpose.in_(PUBLIC_PURPOSES)).first()
+    record, _public = _readable(viewer, file_id)
+    return record
+
+
+def _readable(viewer: User | None, file_id: int) -> tuple[File, bool]:
+    """Return the file `viewer` may read and whether everybody may read it.
+
+    A product image is public only while an active product shows it (ids are
+    sequential: an inactive product's image must not be reachable by counting);
+    otherwise it is private to its owner and admins, like every other file.
+    """
+    public = (
+        File.select()
+        .join(Product, on=(Product.image_file_id == File.id))
+        .where(
+            (File.id == file_id) & File.purpose.in_(PUBLIC_PURPOSES) & (Product.is_active == True)  # noqa: E712 - SQL comparison
+        )
+        .first()
+    )
     if public is not None:
-        return public
+        return public, True
     if viewer is None:
         raise NotFound(f"File {file_id} not found.")
-    return get_visible(File, file_id, user=viewer, owner=File.owner)
+    return get_visible(File, file_id, user=viewer, owner=File.owner), False
 
 
 @dataclass(frozen=True)
@@ -215,8 +233,7 @@ def content(
 
     Raises `NotFound` (also for someone else's file) or `ValidationFailed`.
     """
-    record = get_file(viewer=viewer, file_id=file_id)
-    public = record.purpose in PUBLIC_PURPOSES
+    record, public = _readable(viewer, file_id)
     name = pick_variant(record, variant=variant, width=width)
     if name is None:
         return Content(record.sha256, record.content_type, record.size, record.filename,

@@ -57,6 +57,21 @@ def consume(*, token: str, purpose: str) -> User:
     return User.get_by_id(record.user_id)
 
 
+def spend_outstanding(*, user: User, purpose: str) -> int:
+    """Spend every unused token of `user` for `purpose`; return how many were spent.
+
+    Called when what the tokens were for is settled another way (a reset, a
+    password change, a deactivation), so an older mailed link cannot be used later.
+    """
+    now = utcnow()
+    outstanding = (
+        (OneTimeToken.user == user)
+        & (OneTimeToken.purpose == purpose)
+        & OneTimeToken.used_at.is_null()
+    )
+    return int(OneTimeToken.update(used_at=now, updated_at=now).where(outstanding).execute())
+
+
 def purge_spent(*, older_than: timedelta) -> int:
     """Delete one-time tokens used or expired longer ago than `older_than`; return how many."""
     cutoff = utcnow() - older_than

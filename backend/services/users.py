@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from backend.db import db, lock_for_update
 from backend.errors import BusinessRuleViolation, NotFound, ValidationFailed
 from backend.models import User
-from backend.services import audit, passwords, sessions
+from backend.services import audit, passwords, sessions, tokens
 from backend.services.access import require_role
 from backend.services.audit import ClientInfo
 from backend.services.auth import normalize_email
@@ -28,6 +28,8 @@ def change_password(
 ) -> None:
     """Replace the password after checking the current one; end every other session.
 
+    Reset links mailed before the change can no longer be used.
+
     Raises `ValidationFailed` (`invalid_password`) when `current_password` is
     wrong, or for a weak new password.
     """
@@ -40,6 +42,7 @@ def change_password(
     with db.atomic():
         user.password_hash = passwords.hash_password(password)
         user.save()
+        tokens.spend_outstanding(user=user, purpose=tokens.PASSWORD_RESET)
         sessions.revoke_all_for(user, reason="password_changed", keep=session_id)
         audit.record("user.password_changed", client=client, actor=user, target=user)
 
@@ -70,7 +73,7 @@ def update_user(
 ) -> User:
     """Change a user's role or active flag. Admins only.
 
-    Deactivating ends all of the user's sessions. Raises
+    Deactivating ends all of the user's sessions and spends their reset links. Raises
     `BusinessRuleViolation` (`last_admin`) rather than leave no active admin.
     """
     require_role(actor, "admin")
@@ -100,6 +103,7 @@ def _apply_changes(
     user.save()
     if changes.get("is_active") is False and before.get("is_active"):
         sessions.revoke_all_for(user, reason="deactivated")
+        tokens.spend_outstanding(user=user, purpose=tokens.PASSWORD_RESET)
     for name, value in changes.items():
         if before[name] != value:
             action = "user.role_changed" if name == "role" else "user.active_changed"

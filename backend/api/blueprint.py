@@ -1,0 +1,64 @@
+"""The project's flask-smorest `Blueprint`: exact request parsing and bounded pages.
+
+Every view validates through `backend.api.parsing.RequestParser`, and a page
+number is at most `MAX_PAGE` (a larger one is a 422, and the OpenAPI document
+says so): an offset beyond what the database can bind would otherwise be a 500.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+
+from backend.api.parsing import RequestParser
+from backend.errors import ValidationFailed
+
+MAX_PAGE = 2**31 - 1
+
+View = Callable[..., Any]
+
+
+def _bounded_page_schema(schema: type[ma.Schema]) -> type[ma.Schema]:
+    """Return `schema` (flask-smorest's pagination parameters) with `page <= MAX_PAGE`."""
+    page = ma.fields.Integer(
+        load_default=schema._declared_fields["page"].load_default,
+        validate=ma.validate.Range(min=1, max=MAX_PAGE),
+    )
+    return type(schema.__name__, (schema,), {"page": page})
+
+
+def _check_page(view: View) -> View:
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        parameters = kwargs.get("pagination_parameters")
+        if parameters is not None and parameters.page > MAX_PAGE:
+            message = f"Must be between 1 and {MAX_PAGE}."
+            raise ValidationFailed(
+                "The request is not valid.", errors={"query": {"page": [message]}}
+            )
+        return view(*args, **kwargs)
+
+    return checked
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's `Blueprint`, reading requests with `RequestParser`, pages bounded."""
+
+    ARGUMENTS_PARSER = RequestParser()
+    PAGINATION_ARGUMENTS_PARSER = RequestParser()
+
+    def paginate(self, pager: Any = None, **kwargs: Any) -> Callable[[View], View]:
+        """flask-smorest's `paginate`, refusing (and documenting) pages beyond `MAX_PAGE`."""
+        paginated = super().paginate(pager, **kwargs)
+
+        def decorator(view: View) -> View:
+            wrapper = paginated(_check_page(view))
+            parameters = wrapper._apidoc["pagination"]["parameters"]
+            parameters["schema"] = _bounded_page_schema(parameters["schema"])
+            return wrapper
+
+        return decorator
