@@ -26,6 +26,7 @@ DEFAULT_MAXLEN = 1000
 DEFAULT_TTL_SECONDS = 24 * 3600
 
 COUNTER_PREFIX = "events:n:"
+MAX_STREAM_PART = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit integer
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 # Each entry also carries `n`, its position in the channel since the counter
@@ -98,10 +99,17 @@ def live_channel(channel: str) -> str:
 def parse_id(stream_id: str) -> tuple[int, int]:
     """Turn a stream id (`"1700000000000-3"`) into `(1700000000000, 3)`.
 
-    Raises `ValueError` for anything else.
+    Raises `ValueError` for anything else, including parts Redis would refuse
+    (signs, spaces, underscores, or beyond 64 bits).
     """
     millis, _, seq = stream_id.partition("-")
-    return int(millis), int(seq or 0)
+    parts = (millis, seq or "0")
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise ValueError(f"not a stream id: {stream_id!r}")
+    numbers = int(parts[0]), int(parts[1])
+    if max(numbers) > MAX_STREAM_PART:
+        raise ValueError(f"stream id out of range: {stream_id!r}")
+    return numbers
 
 
 def publish(channel: str, type: str, data: dict[str, Any]) -> str:  # noqa: A002 - contract name

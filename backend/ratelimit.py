@@ -1,7 +1,9 @@
 """Rate limits (Flask-Limiter on Redis).
 
-Per IP and per email on the auth endpoints, and a per-IP default for every
-write. Reads carry no limits: the limiter's `request_filter` lets them through
+Per IP and per email on the auth endpoints (the email keyed as accounts
+normalise it: see `backend.api.auth.email_key`), and a per-IP default for every
+write. While Redis is unreachable the limits are counted per process (the
+limiter's in-memory fallback), so brute force stays throttled. Reads carry no limits: the limiter's `request_filter` lets them through
 before it looks any limit up. A breach raises Flask-Limiter's
 `RateLimitExceeded`, which `backend.api.errors` answers with 429 in the error
 shape and `Retry-After` (`seconds_until_reset`). Behind a reverse proxy set
@@ -26,7 +28,7 @@ limiter = Limiter(
     key_func=get_remote_address,
     default_limits=[lambda: current_app.config["RATELIMIT_WRITES"]],
     headers_enabled=False,  # Retry-After on 429 only
-    swallow_errors=True,  # if Redis is down, serve rather than fail every request
+    swallow_errors=True,  # a limiter error never fails the request it guards
 )
 
 
@@ -34,13 +36,6 @@ limiter = Limiter(
 def is_read() -> bool:
     """Tell the limiter to skip this request entirely: reads carry no limits."""
     return request.method not in WRITE_METHODS
-
-
-def email_key() -> str:
-    """Key a limit by the `email` in the JSON body (case- and width-folded)."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return f"email:{str(email).strip().casefold()[:254]}" if email else "email:-"
 
 
 def configured(name: str) -> Callable[[], str]:
@@ -61,8 +56,11 @@ def seconds_until_reset() -> int:
 
 
 def init_app(app: Flask) -> None:
-    """Store the limits in the app's Redis, under the `ratelimit` key prefix."""
+    """Store the limits in the app's Redis (`ratelimit` prefix), in memory while it is down."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(redis_url(app)))
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "ratelimit")
     app.config.setdefault("RATELIMIT_ENABLED", True)
+    # With Redis unreachable, count in this process until it is back (checked
+    # again every few seconds by the limiter) rather than stop limiting.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)

@@ -117,7 +117,21 @@ def test_last_event_id_also_works_as_a_query_parameter(sse_client: FlaskClient, 
     assert take(stream, 1)[0].json == {"n": 2}
 
 
-@pytest.mark.parametrize("last_event_id", ["garbage", "products=1-0", "products=abc"])
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "garbage",
+        "products=1-0",
+        "products=abc",
+        f"products={2**64}-0",
+        f"products=1-{10**30}",
+        "products=-1-0",
+        "products=1_000-0",
+        "products= 12-0",
+        "products=١٢-0",  # Arabic-Indic digits: int() takes them, Redis does not
+        "=,=,=",
+    ],
+)
 def test_unknown_or_garbled_ids_start_with_stream_reset(
     sse_client: FlaskClient, ada: Login, last_event_id: str
 ) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from flask import request
 from flask_jwt_extended import get_jwt
 from flask_limiter.util import get_remote_address
 
 from backend.api.blueprint import Blueprint
+from backend.api.parsing import loads_exact
 from backend.api.security import auth_required, caller, client_info, session_id
-from backend.ratelimit import configured, email_key, limiter
+from backend.errors import ValidationFailed
+from backend.ratelimit import configured, limiter
 from backend.schemas.users import (
     EmailSchema,
     LoginSchema,
@@ -24,6 +28,26 @@ from backend.schemas.users import (
 from backend.services import auth, sessions
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and sessions.")
+
+
+def email_key() -> str:
+    """Key a limit by the body's `email`, normalised exactly as accounts are.
+
+    So `ivan@example.com` and its full-width or upper-case spellings share one
+    limit. An address accounts refuse (look-alike letters) or a body that is
+    not JSON shares one key per kind: the view answers it with an error anyway.
+    """
+    try:
+        body = loads_exact(request.get_data(cache=True).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "email:-"
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str) or not email:
+        return "email:-"
+    try:
+        return f"email:{auth.normalize_email(email)[:254]}"
+    except ValidationFailed:
+        return "email:not-ascii"
 
 
 @blp.route("/register", methods=["POST"])
