@@ -3,8 +3,9 @@
 Per IP and per email on the auth endpoints (the email keyed as accounts
 normalise it: see `backend.api.auth.email_key`), and a per-IP default for every
 write. While Redis is unreachable the limits are counted per process (the
-limiter's in-memory fallback), so brute force stays throttled. Reads carry no limits: the limiter's `request_filter` lets them through
-before it looks any limit up. A breach raises Flask-Limiter's
+limiter's in-memory fallback), so brute force stays throttled. Reads carry no
+limits: the limiter's `request_filter` lets them through before it looks any
+limit up. A breach raises Flask-Limiter's
 `RateLimitExceeded`, which `backend.api.errors` answers with 429 in the error
 shape and `Retry-After` (`seconds_until_reset`). Behind a reverse proxy set
 `PROXY_FIX_X_FOR` so the client's IP is the one limited.
