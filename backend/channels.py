@@ -17,6 +17,9 @@ ADMIN_TOPICS = frozenset({ADMIN})
 # Not an event channel: the Redis Pub/Sub channel that carries the ids of revoked
 # sessions, so every process's SSE hub ends their streams at once.
 REVOKED_SESSIONS = "auth:revoked"
+# Likewise the ids of users whose rights changed (a role change): their open
+# streams end at once, and the reconnect is authorised anew.
+REAUTHORIZE_USERS = "auth:reauthorize"
 
 
 def user_channel(user_id: int) -> str:

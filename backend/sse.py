@@ -7,8 +7,9 @@ last) and copies each event into the bounded queue of every interested
 client. A client whose queue overflows is dropped (it resumes from its last
 event on reconnect) rather than slowing the others. Revoked sessions are
 pushed to the hub (on `channels.REVOKED_SESSIONS`) and their streams end at
-once. If Redis drops the connection, every stream is ended so clients
-reconnect and replay.
+once; so do the streams of a user whose role changed (`REAUTHORIZE_USERS`), so
+that the reconnect is authorised under the new role. If Redis drops the
+connection, every stream is ended so clients reconnect and replay.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 import structlog
 
-from backend.channels import REVOKED_SESSIONS
+from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
 from backend.metrics import SSE_DROPPED as DROPPED
@@ -166,7 +167,7 @@ class Hub:
     def _listen(self) -> None:
         pubsub = self._client.pubsub()
         try:
-            pubsub.subscribe(CONTROL_CHANNEL, REVOKED_SESSIONS)
+            pubsub.subscribe(CONTROL_CHANNEL, REVOKED_SESSIONS, REAUTHORIZE_USERS)
             while not self.closing:
                 self._apply_pending(pubsub)
                 message = pubsub.get_message(timeout=1.0)
@@ -198,6 +199,8 @@ class Hub:
                 subscriber.offer(event)
         elif message["type"] == "message" and channel == REVOKED_SESSIONS:
             self._end_sessions(message["data"].decode())
+        elif message["type"] == "message" and channel == REAUTHORIZE_USERS:
+            self._end_users(message["data"].decode())
 
     def _end_sessions(self, payload: str) -> None:
         ids = {int(part) for part in payload.split(",") if part.isdigit()}
@@ -205,6 +208,13 @@ class Hub:
             targets = [s for sid in ids for s in self._by_session.get(sid, ())]
         for subscriber in targets:
             subscriber.end("revoked")
+
+    def _end_users(self, payload: str) -> None:
+        ids = {int(part) for part in payload.split(",") if part.isdigit()}
+        with self._lock:
+            targets = [s for uid in ids for s in self._by_channel.get(user_channel(uid), ())]
+        for subscriber in targets:
+            subscriber.end("reauthorize")
 
     def _reset_all(self, reason: str) -> None:
         with self._lock:

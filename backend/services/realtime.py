@@ -6,10 +6,17 @@ import hashlib
 import json
 import secrets
 
+import redis
+import structlog
+
+from backend.channels import REAUTHORIZE_USERS
+from backend.db import db
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.redis_store import get_redis
 from backend.services.access import is_admin
+
+log = structlog.get_logger(__name__)
 
 PUBLIC_TOPICS = frozenset({"products"})
 ADMIN_TOPICS = frozenset({"admin"})
@@ -62,3 +69,20 @@ def redeem_ticket(ticket: str) -> tuple[int, int]:
 
 def _ticket_key(ticket: str) -> str:
     return _TICKET_KEY.format(hashlib.sha256(ticket.encode()).hexdigest())
+
+
+def reauthorize_streams(user: User) -> None:
+    """End `user`'s open streams once the current transaction commits (their rights changed).
+
+    Every process's hub ends them at once; the client reconnects (resuming with
+    `Last-Event-ID`, nothing lost) and is authorised under its new role, so a
+    demoted admin keeps no `admin` channel.
+    """
+
+    def announce() -> None:
+        try:
+            get_redis().publish(REAUTHORIZE_USERS, str(user.id))
+        except redis.RedisError as exc:  # streams re-check their session within a minute
+            log.error("stream_reauthorization_failed", user_id=user.id, error=str(exc))
+
+    db.after_commit(announce)
