@@ -109,3 +109,41 @@ def test_the_document_bounds_the_page(client: FlaskClient) -> None:
     parameters = document["paths"][f"{API}/products"]["get"]["parameters"]
     [page] = [p for p in parameters if p["name"] == "page"]
     assert page["schema"]["maximum"] == MAX_PAGE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"email": "a\\u0000@example.test", "password": "x"}',
+        '{"email\\u0000": "a@example.test", "password": "x"}',
+        '{"items": [{"note": ["\\u0000"]}]}',
+    ],
+)
+def test_json_text_with_a_nul_is_a_400(client: FlaskClient, body: str) -> None:
+    response = client.post(f"{API}/auth/login", data=body, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text(client: FlaskClient) -> None:
+    body = '{"email": "a\\\\u0000@example.test", "password": "not the password"}'
+    response = client.post(f"{API}/auth/login", data=body, content_type="application/json")
+    assert response.status_code in (401, 422)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/products?q=%00", "/api/v1/jobs/%00", "/api/v1/products?%00=1"]
+)
+def test_a_nul_in_the_url_is_a_400(client: FlaskClient, path: str) -> None:
+    make_user("ada@example.test")
+    ada = login(client, "ada@example.test").headers
+    assert_error(client.get(path, headers=ada), 400, "bad_request")
+
+
+def test_a_nul_in_a_form_field_is_a_400(client: FlaskClient, admin: dict[str, str]) -> None:
+    import io
+
+    data = {"file": (io.BytesIO(b"a,b\n"), "a.csv", "text/csv"), "purpose": "x\x00"}
+    response = client.post(
+        f"{API}/files", data=data, headers=admin, content_type="multipart/form-data"
+    )
+    assert_error(response, 400, "bad_request")

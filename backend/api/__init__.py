@@ -24,6 +24,7 @@ from backend.api import (
     notifications,
     ops,
     orders,
+    parsing,
     products,
     security,
     users,
@@ -84,6 +85,7 @@ def init_app(app: Flask, *, version: str, description: str) -> Api:
         app.config.setdefault(key, value)
     security.init_app(app)
     app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
+    app.before_request(parsing.refuse_nul_in_url)
     api = Api(app)
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:

@@ -19,6 +19,7 @@ from flask import Flask, Response, jsonify
 from flask_limiter import RateLimitExceeded
 from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from marshmallow import fields
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend.errors import DomainError
@@ -123,6 +124,7 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 UNAVAILABLE_ERRORS = (
+    MaxConnectionsExceeded,  # the database pool ran dry: busy, not broken
     peewee.OperationalError,
     peewee.InterfaceError,
     redis.ConnectionError,

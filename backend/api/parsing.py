@@ -10,6 +10,9 @@ schemas:
   `MAX_JSON_DEPTH` are a 400 "Invalid JSON body", not a 500.
 - A query parameter that takes one value and is given twice is a 422 (which of
   the two did the caller mean?), instead of silently taking the first.
+- Text with a NUL character (which PostgreSQL cannot store) is a 400 wherever
+  it comes: JSON strings and keys, form fields, the path and the query string
+  (`refuse_nul_in_url`, run before every request).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
-from flask import Request
+from flask import Request, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import BadRequest
 
 MAX_JSON_DEPTH = 32
 MAX_INTEGER_DIGITS = 64
@@ -63,19 +67,35 @@ def _depth(text: str) -> int:
     return deepest
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def loads_exact(text: str) -> Any:
     """Parse a JSON document with decimal numbers and bounded depth.
 
     Raises:
         json.JSONDecodeError: The document is malformed, nested deeper than
-            `MAX_JSON_DEPTH`, or holds a number this API does not accept.
+            `MAX_JSON_DEPTH`, holds a number this API does not accept, or text
+            with a NUL character.
     """
     if _depth(text) > MAX_JSON_DEPTH:
         raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", text, 0)
     try:
-        return json.loads(text, parse_float=Decimal, parse_int=_integer, parse_constant=_constant)
+        document = json.loads(
+            text, parse_float=Decimal, parse_int=_integer, parse_constant=_constant
+        )
     except _Refused as exc:
         raise json.JSONDecodeError(str(exc), text, 0) from exc
+    if _has_nul(document):
+        raise json.JSONDecodeError("text with a NUL character", text, 0)
+    return document
 
 
 class RequestParser(FlaskParser):
@@ -86,7 +106,7 @@ class RequestParser(FlaskParser):
             return core.missing
         raw = req.get_data(cache=True)
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8")  # strict: lone surrogates and bad bytes fail
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "-", exc.start) from exc
         return loads_exact(text) if text else core.missing
@@ -101,6 +121,19 @@ class RequestParser(FlaskParser):
         if repeated:
             raise ma.ValidationError({name: ["Give this parameter once."] for name in repeated})
         return super().load_querystring(req, schema)
+
+    def load_form(self, req: Request, schema: ma.Schema) -> Any:
+        """Return the form fields, refusing text with a NUL character."""
+        if any("\x00" in key or "\x00" in value for key, value in req.form.items(multi=True)):
+            raise BadRequest("Form fields may not contain NUL characters.")
+        return super().load_form(req, schema)
+
+
+def refuse_nul_in_url() -> None:
+    """Answer 400 before any view runs when the path or the query string holds a NUL."""
+    query = request.args.items(multi=True)
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in query):
+        raise BadRequest("The URL may not contain NUL characters.")
 
 
 def _single_valued(schema: ma.Schema) -> dict[str, ma.fields.Field]:

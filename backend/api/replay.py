@@ -50,6 +50,7 @@ REPRODUCED_HOOKS = frozenset({
     "flask_limiter._extension.Limiter.__inject_headers",  # no limit checked, no header
     "flask_limiter._extension.Limiter.__release_context",
     "backend.db._close_connection",  # no connection was opened
+    "backend.api.parsing.refuse_nul_in_url",  # what it refuses is never kept
     "flask_cors.extension.make_after_request_function.<locals>.cors_after_request",  # no Origin
 })  # fmt: skip
 
