@@ -4,6 +4,7 @@ from backend.models.auth import AuditEvent, AuthSession, OneTimeToken
 from backend.models.base import BaseModel, UTCDateTimeField, utcnow
 from backend.models.catalog import (
     ORDER_STATUSES,
+    ORDER_TRANSITIONS,
     IdempotencyRecord,
     Notification,
     Order,
@@ -19,6 +20,7 @@ __all__ = [
     "File",
     "JOB_STATUSES",
     "ORDER_STATUSES",
+    "ORDER_TRANSITIONS",
     "TERMINAL_STATUSES",
     "Job",
     "AuditEvent",

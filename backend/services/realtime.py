@@ -6,20 +6,14 @@ import hashlib
 import json
 import secrets
 
+from backend.channels import ADMIN_TOPICS, PUBLIC_TOPICS, user_channel
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.redis_store import get_redis
 from backend.services.access import is_admin
 
-PUBLIC_TOPICS = frozenset({"products"})
-ADMIN_TOPICS = frozenset({"admin"})
 TICKET_TTL_SECONDS = 60
 _TICKET_KEY = "sse:ticket:{}"
-
-
-def user_channel(user_id: int) -> str:
-    """Return the private channel of a user."""
-    return f"user:{user_id}"
 
 
 def channels_for(*, user: User, topics: list[str]) -> list[str]:
