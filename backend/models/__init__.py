@@ -4,6 +4,7 @@ from backend.models.auth import AuditEvent, AuthSession, OneTimeToken
 from backend.models.base import BaseModel, UTCDateTimeField, utcnow
 from backend.models.catalog import (
     ORDER_STATUSES,
+    ORDER_TRANSITIONS,
     IdempotencyRecord,
     Notification,
     Order,
@@ -20,6 +21,7 @@ __all__ = [
     "JOB_STATUSES",
     "ORDER_STATUSES",
     "RENDITIONS",
+    "ORDER_TRANSITIONS",
     "TERMINAL_STATUSES",
     "Job",
     "AuditEvent",

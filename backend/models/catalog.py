@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from peewee import (
@@ -18,7 +19,15 @@ from backend.models.base import BaseModel, UTCDateTimeField
 from backend.models.fields import JSONTextField
 from backend.models.user import User
 
-ORDER_STATUSES = ("pending", "confirmed", "shipped", "delivered", "cancelled")
+# An order's life cycle: each status and the statuses it may move to next.
+ORDER_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "pending": ("confirmed", "cancelled"),
+    "confirmed": ("shipped", "cancelled"),
+    "shipped": ("delivered",),
+    "delivered": (),
+    "cancelled": (),
+}
+ORDER_STATUSES = tuple(ORDER_TRANSITIONS)
 
 
 class Product(BaseModel):
@@ -39,6 +48,7 @@ class Order(BaseModel):
 
     user = ForeignKeyField(User, backref="orders", on_delete="CASCADE")
     user_id: int
+    lines: Iterable[OrderLine]  # OrderLine.order's backref: a query, or a list once prefetched
     status = CharField(max_length=16, default="pending", index=True)
     total = DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     currency = CharField(max_length=3)
@@ -94,4 +104,12 @@ class Notification(BaseModel):
         indexes = ((("user", "read_at"), False),)
 
 
-__all__ = ["ORDER_STATUSES", "IdempotencyRecord", "Notification", "Order", "OrderLine", "Product"]
+__all__ = [
+    "ORDER_STATUSES",
+    "ORDER_TRANSITIONS",
+    "IdempotencyRecord",
+    "Notification",
+    "Order",
+    "OrderLine",
+    "Product",
+]

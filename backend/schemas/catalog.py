@@ -7,13 +7,21 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from backend.models import ORDER_STATUSES, ORDER_TRANSITIONS
 from backend.models.fields import MAX_ID
 
 MAX_PRICE = Decimal("9999999999.99")
 CENT = Decimal("0.01")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 ID = validate.Range(min=1, max=MAX_ID)  # an id a row can have
-SORTS = ["name", "-name", "price", "-price", "created_at", "-created_at"]
+SORT_FIELDS = ("name", "price", "created_at")
+SORTS = [sort for name in SORT_FIELDS for sort in (name, f"-{name}")]  # "-": descending
+# The statuses an admin may move an order to: every one some status leads to.
+TARGET_STATUSES = [
+    status
+    for status in ORDER_STATUSES
+    if any(status in targets for targets in ORDER_TRANSITIONS.values())
+]
 
 
 def two_places(value: Decimal) -> None:
@@ -126,14 +134,10 @@ class OrderQuerySchema(Schema):
     """Order list filters (`user_id` for admins)."""
 
     user_id = fields.Integer(validate=ID)
-    status = fields.String(
-        validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
-    )
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
 
 
 class OrderStatusSchema(Schema):
     """An admin's status change."""
 
-    status = fields.String(
-        required=True, validate=validate.OneOf(["confirmed", "shipped", "delivered", "cancelled"])
-    )
+    status = fields.String(required=True, validate=validate.OneOf(TARGET_STATUSES))

@@ -1,8 +1,9 @@
 """Notifications: create them (pushed live after commit), list them, mark them read.
 
 Other services call `notify` inside their own transaction; the
-`notification.created` event goes out on the user's channel (`user:{id}`)
-only once that transaction commits, and not at all if it rolls back.
+`notification.created` event, carrying the notification as the API returns it
+(`NotificationSchema`), goes out on the user's channel (`user:{id}`) only once
+that transaction commits, and not at all if it rolls back.
 """
 
 from __future__ import annotations
@@ -10,36 +11,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from backend.channels import user_channel
 from backend.errors import ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import Notification, User, utcnow
+from backend.schemas.notifications import NotificationSchema
 from backend.services.access import get_visible
 
 CREATED_EVENT = "notification.created"
 KIND_MAX_LENGTH = 64
 TITLE_MAX_LENGTH = 200
-
-
-def user_channel(user_id: int) -> str:
-    """Return the events channel of one user's live updates."""
-    return f"user:{user_id}"
-
-
-def as_payload(notification: Notification) -> dict[str, Any]:
-    """Return `notification` as a plain, JSON-ready dict (the API's representation).
-
-    Timestamps are ISO 8601 strings in UTC (`+00:00`), `read_at` may be None.
-    """
-    read_at = notification.read_at
-    return {
-        "id": notification.id,
-        "kind": notification.kind,
-        "title": notification.title,
-        "body": notification.body,
-        "data": notification.data,
-        "read_at": read_at.isoformat() if read_at is not None else None,
-        "created_at": notification.created_at.isoformat(),
-    }
+_SCHEMA = NotificationSchema()  # one instance: building a schema costs more than a dump
 
 
 def notify(
@@ -48,9 +30,9 @@ def notify(
     """Create a notification for a user and push it to them once it is committed.
 
     The row is written in the caller's current transaction (or at once when
-    none is open). A `notification.created` event carrying `as_payload(...)`
-    is published on `user:{user_id}` after that transaction commits; nothing
-    is published if it rolls back.
+    none is open). A `notification.created` event carrying it as the API
+    returns it is published on `user:{user_id}` after that transaction
+    commits; nothing is published if it rolls back.
 
     Args:
         user_id: Whom the notification is for.
@@ -70,7 +52,7 @@ def notify(
     notification = Notification.create(
         user=user_id, kind=kind, title=title, body=body, data=dict(data or {})
     )
-    publish_after_commit(user_channel(user_id), CREATED_EVENT, as_payload(notification))
+    publish_after_commit(user_channel(user_id), CREATED_EVENT, _SCHEMA.dump(notification))
     return notification
 
 

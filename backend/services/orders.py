@@ -5,31 +5,26 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from peewee import IntegrityError, prefetch
 
+from backend.channels import ADMIN, user_channel
 from backend.db import db
 from backend.errors import BusinessRuleViolation, Conflict, ValidationFailed
 from backend.events import publish_after_commit
-from backend.models import Order, OrderLine, Product, User, utcnow
+from backend.models import ORDER_TRANSITIONS, Order, OrderLine, Product, User, utcnow
+from backend.schemas.catalog import OrderSchema
 from backend.services import audit, notifications, products
 from backend.services.access import get_visible, is_admin, require_role
 from backend.services.audit import ClientInfo
 
-TRANSITIONS = {
-    "pending": ("confirmed", "cancelled"),
-    "confirmed": ("shipped", "cancelled"),
-    "shipped": ("delivered",),
-    "delivered": (),
-    "cancelled": (),
-}
 STATUS_TITLES = {
     "confirmed": "Your order is confirmed",
     "shipped": "Your order is on its way",
     "delivered": "Your order was delivered",
     "cancelled": "Your order was cancelled",
 }
+_SCHEMA = OrderSchema()  # one instance: building a schema costs more than a dump
 
 
 @dataclass(frozen=True)
@@ -38,18 +33,6 @@ class OrderItem:
 
     product_id: int
     quantity: int
-
-
-def order_payload(order: Order) -> dict[str, Any]:
-    """The order as carried by `order.*` events."""
-    return {
-        "id": order.id,
-        "user_id": order.user_id,
-        "status": order.status,
-        "total": str(order.total),
-        "currency": order.currency,
-        "updated_at": order.updated_at.isoformat(),
-    }
 
 
 def place_order(
@@ -210,11 +193,12 @@ def _create_order(
     for line in lines:
         line.order = order
     OrderLine.bulk_create(lines)
+    order.lines = lines  # as prefetch() sets it: the event and the response need no query
     return order
 
 
 def _transition(order: Order, status: str, *, actor: User, client: ClientInfo) -> Order:
-    if status not in TRANSITIONS[order.status]:
+    if status not in ORDER_TRANSITIONS[order.status]:
         raise Conflict(
             f"An order cannot go from {order.status} to {status}.", error="invalid_transition"
         )
@@ -256,6 +240,7 @@ def _return_stock(order: Order) -> list[Product]:
 
 
 def _announce(order: Order, event: str) -> None:
-    payload = order_payload(order)
-    publish_after_commit(f"user:{order.user_id}", event, payload)
-    publish_after_commit("admin", event, payload)
+    """Publish `event` with the order as GET /orders/{id} returns it, to its owner and admins."""
+    payload = _SCHEMA.dump(order)
+    publish_after_commit(user_channel(order.user_id), event, payload)
+    publish_after_commit(ADMIN, event, payload)

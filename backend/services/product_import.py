@@ -20,12 +20,13 @@ from typing import Any, BinaryIO
 from marshmallow import ValidationError
 
 from backend import cache
+from backend.channels import PRODUCTS
 from backend.db import db
 from backend.errors import ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import Product, utcnow
 from backend.schemas.catalog import CENT, ProductSchema
-from backend.services.products import CACHE_NAMESPACE, TOPIC, product_payload
+from backend.services.products import CACHE_NAMESPACE, product_payload
 
 HEADER = ["sku", "name", "description", "price", "currency", "stock"]
 MAX_ERRORS = 100
@@ -331,8 +332,7 @@ def _write_batch(batch: _Batch) -> tuple[int, int]:
             ).execute()
         for product in Product.select().where(Product.sku.in_(skus)).order_by(Product.id):
             event = "product.updated" if product.sku in existing else "product.created"
-            product.price = product.price.quantize(CENT)  # SQLite gives 2.00 back as 2
-            publish_after_commit(TOPIC, event, product_payload(product))
+            publish_after_commit(PRODUCTS, event, product_payload(product))
         db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
     created = len(skus) - len(existing)
     return created, len(batch) - created

@@ -14,24 +14,21 @@ import redis
 from peewee import IntegrityError
 
 from backend import cache
+from backend.channels import PRODUCTS
 from backend.db import db
 from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import Job, OrderLine, Product, User, utcnow
+from backend.schemas.catalog import SORT_FIELDS, ProductSchema
 from backend.services import audit, files
 from backend.services import jobs as job_records
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
 
 CACHE_NAMESPACE = "catalog"
-TOPIC = "products"
-SORTS = {
-    "name": Product.name.asc(),
-    "-name": Product.name.desc(),
-    "price": Product.price.asc(),
-    "-price": Product.price.desc(),
-    "created_at": Product.created_at.asc(),
-    "-created_at": Product.created_at.desc(),
+SORTS = {  # the names ProductQuerySchema accepts, each with its ORDER BY
+    **{name: getattr(Product, name).asc() for name in SORT_FIELDS},
+    **{f"-{name}": getattr(Product, name).desc() for name in SORT_FIELDS},
 }
 WRITABLE = (
     "sku",
@@ -58,19 +55,12 @@ class ProductFilter:
     page_size: int = 20
 
 
+_SCHEMA = ProductSchema()  # one instance: building a schema costs more than a dump
+
+
 def product_payload(product: Product) -> dict[str, Any]:
-    """The product as carried by `product.*` events (money as a decimal string)."""
-    return {
-        "id": product.id,
-        "sku": product.sku,
-        "name": product.name,
-        "price": str(product.price),
-        "currency": product.currency,
-        "stock": product.stock,
-        "is_active": product.is_active,
-        "image_file_id": product.image_file_id,
-        "updated_at": product.updated_at.isoformat(),
-    }
+    """Return the data of a `product.*` event: the product as GET /products/{id} returns it."""
+    return _SCHEMA.dump(product)
 
 
 def list_products(*, viewer: User | None, filters: ProductFilter) -> tuple[list[Product], int]:
@@ -199,7 +189,7 @@ def start_import(*, actor: User, csv_path: Path) -> Job:
 def stock_changed(products: list[Product]) -> None:
     """Announce new stock levels after the current transaction commits (orders call this)."""
     for product in products:
-        publish_after_commit(TOPIC, "product.updated", product_payload(product))
+        publish_after_commit(PRODUCTS, "product.updated", product_payload(product))
     db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
 
 
@@ -208,7 +198,7 @@ def _after_write(product: Product, event: str, *, actor: User, client: ClientInf
         event, client=client, actor=actor, target_type="product", target_id=product.id,
         data={"sku": product.sku},
     )  # fmt: skip
-    publish_after_commit(TOPIC, event, product_payload(product))
+    publish_after_commit(PRODUCTS, event, product_payload(product))
     db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
 
 

@@ -9,7 +9,7 @@ import secrets
 import redis
 import structlog
 
-from backend.channels import REAUTHORIZE_USERS
+from backend.channels import ADMIN_TOPICS, PUBLIC_TOPICS, REAUTHORIZE_USERS, user_channel
 from backend.db import db
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
@@ -18,15 +18,8 @@ from backend.services.access import is_admin
 
 log = structlog.get_logger(__name__)
 
-PUBLIC_TOPICS = frozenset({"products"})
-ADMIN_TOPICS = frozenset({"admin"})
 TICKET_TTL_SECONDS = 60
 _TICKET_KEY = "sse:ticket:{}"
-
-
-def user_channel(user_id: int) -> str:
-    """Return the private channel of a user."""
-    return f"user:{user_id}"
 
 
 def channels_for(*, user: User, topics: list[str]) -> list[str]:

@@ -128,8 +128,8 @@ class Shop:
 
     async def on_event(self, event: Event) -> None:
         """Apply one live event to the session and the screen on show."""
-        if event.type.startswith("product.") and "id" in event.data:
-            self.cart.refresh(Product.from_json(event.data))
+        if isinstance(event.resource, Product):  # the whole product, as a GET returns it
+            self.cart.refresh(event.resource)
         elif event.type == "notification.created":
             self.unread += 1
         elif event.type == "stream.reset":  # events were missed: refetch

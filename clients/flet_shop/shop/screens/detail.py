@@ -105,9 +105,10 @@ class ProductDetailScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Follow live changes to this product."""
-        if not event.type.startswith("product.") or event.data.get("id") != self.product.id:
+        product = event.resource
+        if not isinstance(product, Product) or product.id != self.product.id:
             return False
-        self.show(Product.from_json(event.data))
+        self.show(product)
         if self.product.image_file_id not in (None, self.image_urls_of):
             self.shop.page.run_task(self._load_image)  # a new image: fetch its addresses
         return True

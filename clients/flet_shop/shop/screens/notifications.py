@@ -47,11 +47,12 @@ class NotificationsScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Put a new notification at the top."""
-        if event.type != "notification.created" or "id" not in event.data:
+        notification = event.resource
+        if not isinstance(notification, Notification):
             return False
         if self.shop.unread == 1:  # the first one replaces the "No unread" text
             self.list.controls = []
-        self.list.controls.insert(0, notification_tile(Notification.from_json(event.data)))
+        self.list.controls.insert(0, notification_tile(notification))
         self.mark.disabled = False
         return True
 

@@ -8,8 +8,6 @@ from flet_backend_client import Event, Order
 from shop.screens.base import Screen, heading
 from shop.texts import error_message, money
 
-ORDER_EVENTS = {"order.created", "order.status_changed"}
-
 
 class OrderRow:
     """One order; its status text follows `order.status_changed`."""
@@ -33,10 +31,9 @@ class OrderRow:
         self.title.value = f"Order #{order.id}"
         self.status.value = f"Status: {order.status}"
         self.total.value = money(order.total, order.currency)
-        if order.items:  # events may carry the order without its lines: keep the ones shown
-            self.items.value = "Items: " + ", ".join(
-                f"{line.quantity} × {line.name}" for line in order.items
-            )
+        self.items.value = "Items: " + ", ".join(
+            f"{line.quantity} × {line.name}" for line in order.items
+        )
 
 
 class OrdersScreen(Screen):
@@ -71,9 +68,9 @@ class OrdersScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Add new orders and follow status changes."""
-        if event.type not in ORDER_EVENTS or "id" not in event.data:
+        order = event.resource
+        if not isinstance(order, Order):
             return False
-        order = Order.from_json(event.data)
         row = self.rows.get(order.id)
         if row is not None:
             row.show(order)

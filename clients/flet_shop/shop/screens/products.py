@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import flet as ft
@@ -12,8 +13,6 @@ from shop.texts import error_message, money, stock_label
 
 if TYPE_CHECKING:
     from shop.app import Shop
-
-PRODUCT_EVENTS = {"product.created", "product.updated", "product.deleted"}
 
 
 class ProductRow:
@@ -125,13 +124,10 @@ class ProductsScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Update a listed product's name, price and stock as it changes."""
-        if event.type not in PRODUCT_EVENTS or "id" not in event.data:
+        product = event.resource
+        if not isinstance(product, Product) or product.id not in self.rows:
             return False
-        product = Product.from_json(event.data)
-        row = self.rows.get(product.id)
-        if row is None:
-            return False
-        if event.type == "product.deleted":
-            product = Product.from_json({**event.data, "is_active": False})
-        row.show(product)
+        if event.type == "product.deleted":  # its last state; gone for good if hard-deleted
+            product = replace(product, is_active=False)
+        self.rows[product.id].show(product)
         return True

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -311,6 +312,16 @@ def _absolute(base_url: str, url: Any) -> str:
     return text if "://" in text else base_url.rstrip("/") + "/" + text.lstrip("/")
 
 
+Resource = Product | Order | Notification
+# The server dumps each of these events' data through the resource's own schema, so it is
+# parsed by the same model as a GET of that resource.
+RESOURCE_EVENTS: Mapping[str, Callable[[JSON], Resource]] = {
+    "product": Product.from_json,  # product.created | updated | deleted, on `products`
+    "order": Order.from_json,  # order.created | status_changed, on `user:{id}` and `admin`
+    "notification": Notification.from_json,  # notification.created, on `user:{id}`
+}
+
+
 @dataclass(frozen=True)
 class Event:
     """One live event: an opaque resume `id`, its `type` and its JSON `data`."""
@@ -318,6 +329,20 @@ class Event:
     id: str | None
     type: str
     data: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def resource(self) -> Resource | None:
+        """The resource a `product.*`, `order.*` or `notification.*` event carries, else None.
+
+        It is built by the model a GET of that resource builds (`Product`,
+        `Order`, `Notification`), from the same fields; a `product.deleted`
+        event carries the product's last state.
+        """
+        kind, dot, _ = self.type.partition(".")
+        build = RESOURCE_EVENTS.get(kind) if dot else None
+        if build is None or "id" not in self.data:
+            return None
+        return build(self.data)
 
     @classmethod
     def from_sse(cls, event_id: str, event_type: str, raw: str) -> Event:
