@@ -77,7 +77,7 @@ def test_order_events_go_to_the_owner_and_admins_and_stock_to_the_catalog(
     placed = json_body(order(client, ada, (tea.id, 2)))
     user_id = placed["user_id"]
     assert [e[0] for e in stream_events(f"user:{user_id}")] == ["order.created"]
-    assert [e[0] for e in stream_events("admin")] == ["order.created"]
+    assert [e[0] for e in stream_events("admin") if e[0].startswith("order.")] == ["order.created"]
     assert [(t, d["stock"]) for t, d in stream_events("products")] == [("product.updated", 3)]
 
 

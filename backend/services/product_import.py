@@ -20,13 +20,11 @@ from typing import Any, BinaryIO
 from marshmallow import ValidationError
 
 from backend import cache
-from backend.channels import PRODUCTS
 from backend.db import db
 from backend.errors import ValidationFailed
-from backend.events import publish_after_commit
 from backend.models import Product, utcnow
 from backend.schemas.catalog import CENT, ProductSchema
-from backend.services.products import CACHE_NAMESPACE, product_payload
+from backend.services.products import CACHE_NAMESPACE, announce
 
 HEADER = ["sku", "name", "description", "price", "currency", "stock"]
 MAX_ERRORS = 100
@@ -332,7 +330,7 @@ def _write_batch(batch: _Batch) -> tuple[int, int]:
             ).execute()
         for product in Product.select().where(Product.sku.in_(skus)).order_by(Product.id):
             event = "product.updated" if product.sku in existing else "product.created"
-            publish_after_commit(PRODUCTS, event, product_payload(product))
+            announce(product, event, was_visible=product.is_active)
         db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
     created = len(skus) - len(existing)
     return created, len(batch) - created

@@ -14,7 +14,7 @@ import redis
 from peewee import IntegrityError
 
 from backend import cache
-from backend.channels import PRODUCTS
+from backend.channels import ADMIN, PRODUCTS
 from backend.db import db
 from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.events import publish_after_commit
@@ -94,7 +94,7 @@ def create_product(*, actor: User, data: dict[str, Any], client: ClientInfo) -> 
         with db.atomic():
             _claim_image(actor, data)
             product = Product.create(**{k: v for k, v in data.items() if k in WRITABLE})
-            _after_write(product, "product.created", actor=actor, client=client)
+            _after_write(product, "product.created", was_visible=False, actor=actor, client=client)
     except IntegrityError as exc:
         raise Conflict(f"SKU {data.get('sku')!r} is already used.", error="sku_taken") from exc
     return product
@@ -125,6 +125,9 @@ def update_product(
     try:
         with db.atomic():
             _claim_image(actor, values)
+            was_visible = bool(
+                Product.select(Product.is_active).where(Product.id == product_id).scalar()
+            )
             updated = (
                 Product.update(**values, updated_at=now)
                 .where((Product.id == product_id) & (Product.updated_at == expected_updated_at))
@@ -133,7 +136,9 @@ def update_product(
             if updated != 1:
                 _raise_missing_or_stale(product_id)
             product = Product.get_by_id(product_id)
-            _after_write(product, "product.updated", actor=actor, client=client)
+            _after_write(
+                product, "product.updated", was_visible=was_visible, actor=actor, client=client
+            )
     except IntegrityError as exc:
         raise Conflict(f"SKU {values.get('sku')!r} is already used.", error="sku_taken") from exc
     return product
@@ -151,13 +156,16 @@ def delete_product(
         product = Product.get_or_none(Product.id == product_id)
         if product is None or product.updated_at != expected_updated_at:
             _raise_missing_or_stale(product_id)
+        was_visible = product.is_active
         soft = OrderLine.select().where(OrderLine.product == product_id).exists()
         if soft:
             product.is_active = False
             product.save()
         else:
             product.delete_instance()
-        _after_write(product, "product.deleted", actor=actor, client=client)
+        _after_write(
+            product, "product.deleted", was_visible=was_visible, actor=actor, client=client
+        )
     return soft
 
 
@@ -186,19 +194,37 @@ def start_import(*, actor: User, csv_path: Path) -> Job:
         raise
 
 
+def announce(product: Product, event: str, *, was_visible: bool) -> None:
+    """Publish a `product.*` event once the current transaction commits, to whom may see it.
+
+    `admin` gets every event. The public `products` topic gets it only while the
+    product is active, as GET /products/{id} would show it; when a product stops
+    being visible (`was_visible`, now inactive) the topic gets `product.deleted`
+    with its id alone, so clients drop it, and nothing after that.
+    """
+    payload = product_payload(product)
+    publish_after_commit(ADMIN, event, payload)
+    if product.is_active:
+        publish_after_commit(PRODUCTS, event, payload)
+    elif was_visible:
+        publish_after_commit(PRODUCTS, "product.deleted", {"id": product.id})
+
+
 def stock_changed(products: list[Product]) -> None:
     """Announce new stock levels after the current transaction commits (orders call this)."""
     for product in products:
-        publish_after_commit(PRODUCTS, "product.updated", product_payload(product))
+        announce(product, "product.updated", was_visible=product.is_active)
     db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
 
 
-def _after_write(product: Product, event: str, *, actor: User, client: ClientInfo) -> None:
+def _after_write(
+    product: Product, event: str, *, was_visible: bool, actor: User, client: ClientInfo
+) -> None:
     audit.record(
         event, client=client, actor=actor, target_type="product", target_id=product.id,
         data={"sku": product.sku},
     )  # fmt: skip
-    publish_after_commit(PRODUCTS, event, product_payload(product))
+    announce(product, event, was_visible=was_visible)
     db.after_commit(lambda: cache.invalidate(CACHE_NAMESPACE))
 
 

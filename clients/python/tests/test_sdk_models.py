@@ -65,3 +65,12 @@ def test_other_events_carry_no_resource(type_: str, data: object) -> None:
 def test_the_resource_is_parsed_once() -> None:
     first = event("product.updated", PRODUCT)
     assert first.resource is first.resource
+
+
+def test_a_removal_notice_names_the_id_and_carries_no_resource() -> None:
+    notice = event("product.deleted", {"id": 7})
+    assert notice.removed_id == 7
+    assert notice.resource is None
+    assert event("product.deleted", PRODUCT).removed_id is None  # the admin's full copy
+    assert event("product.updated", {"id": 7}).removed_id is None
+    assert event("product.deleted", {"id": "7"}).removed_id is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import flet as ft
@@ -105,6 +106,9 @@ class ProductDetailScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Follow live changes to this product."""
+        if event.removed_id == self.product.id:  # no longer offered
+            self.show(replace(self.product, is_active=False))
+            return True
         product = event.resource
         if not isinstance(product, Product) or product.id != self.product.id:
             return False

@@ -124,6 +124,10 @@ class ProductsScreen(Screen):
 
     def on_event(self, event: Event) -> bool:
         """Update a listed product's name, price and stock as it changes."""
+        removed = self.rows.get(event.removed_id) if event.removed_id is not None else None
+        if removed is not None:  # no longer offered: shown, but it cannot be added
+            removed.show(replace(removed.product, is_active=False))
+            return True
         product = event.resource
         if not isinstance(product, Product) or product.id not in self.rows:
             return False

@@ -335,14 +335,27 @@ class Event:
         """The resource a `product.*`, `order.*` or `notification.*` event carries, else None.
 
         It is built by the model a GET of that resource builds (`Product`,
-        `Order`, `Notification`), from the same fields; a `product.deleted`
-        event carries the product's last state.
+        `Order`, `Notification`), from the same fields. A `product.deleted`
+        event on `admin` carries the product's last state; on the public
+        `products` topic it carries the id alone (see `removed_id`): then None.
         """
         kind, dot, _ = self.type.partition(".")
         build = RESOURCE_EVENTS.get(kind) if dot else None
-        if build is None or "id" not in self.data:
+        if build is None or "id" not in self.data or self.removed_id is not None:
             return None
         return build(self.data)
+
+    @property
+    def removed_id(self) -> int | None:
+        """The id a `*.deleted` event that carries nothing else removes from view, else None.
+
+        The public `products` topic says only this when a product stops being
+        visible (deactivated or deleted): drop it from what you show.
+        """
+        if not self.type.endswith(".deleted") or set(self.data) != {"id"}:
+            return None
+        removed = self.data["id"]
+        return removed if isinstance(removed, int) else None
 
     @classmethod
     def from_sse(cls, event_id: str, event_type: str, raw: str) -> Event:
