@@ -28,7 +28,7 @@ from backend.queues import QUEUE_NAMES
 from backend.redis_store import client_from_url, get_redis
 from jobs.worker import SimpleWorker
 
-pytest_plugins = ["tests.processes", "tests.smtp"]
+pytest_plugins = ["tests.support.processes", "tests.support.smtp"]
 
 TEST_REDIS_DB = 13
 

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.models import AuditEvent, AuthSession, OneTimeToken, User, utcnow
-from tests.accounts import PASSWORD, Login, login, make_user, read_outbox, token_from
-from tests.helpers import assert_error, json_body
+from tests.support.accounts import PASSWORD, Login, login, make_user, read_outbox, token_from
+from tests.support.helpers import assert_error, json_body
 
 API = "/api/v1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 import backend
-from tests.helpers import json_body
+from tests.support.helpers import json_body
 
 
 def test_openapi_document_takes_title_version_and_intro_from_the_package(

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend import errors
-from tests.helpers import assert_error, json_body
+from tests.support.helpers import assert_error, json_body
 
 probe = Blueprint("probe", __name__, url_prefix="/probe")
 

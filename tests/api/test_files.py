@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.models import File
-from tests.accounts import login, make_user
-from tests.files import API, image_bytes, upload
-from tests.helpers import assert_error, json_body
+from tests.support.accounts import login, make_user
+from tests.support.files import API, image_bytes, upload
+from tests.support.helpers import assert_error, json_body
 
 CSV = b"sku,name\nA-1,Tea\n"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

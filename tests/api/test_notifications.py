@@ -14,8 +14,8 @@ from backend.events import stream_key
 from backend.models import Notification, User
 from backend.redis_store import get_redis
 from backend.services.notifications import as_payload, notify
-from tests.accounts import Login, login, make_user
-from tests.helpers import assert_error, json_body
+from tests.support.accounts import Login, login, make_user
+from tests.support.helpers import assert_error, json_body
 
 API = "/api/v1"
 FIELDS = {"id", "kind", "title", "body", "data", "read_at", "created_at"}

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import assert_error
+from tests.support.helpers import assert_error
 
 
 def test_healthz_answers_without_dependencies(make_app: Callable[..., Flask]) -> None:

@@ -20,9 +20,9 @@ from backend.models import (
     utcnow,
 )
 from backend.services import idempotency
-from tests.accounts import login, make_user
-from tests.catalog import make_product
-from tests.helpers import assert_error, json_body, stream_events
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
+from tests.support.helpers import assert_error, json_body, stream_events
 
 API = "/api/v1"
 

@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 
 from backend.models import File, Job, Order, OrderLine, User
 from backend.services.order_export import COLUMNS, escape_cell
-from tests.accounts import login, make_user
-from tests.catalog import make_product
-from tests.files import API
-from tests.helpers import assert_error, stream_events
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
+from tests.support.files import API
+from tests.support.helpers import assert_error, stream_events
 
 
 def place(user: User, product_id: int, *, note: str = "", status: str = "pending") -> Order:

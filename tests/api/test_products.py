@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.models import AuditEvent, Order, OrderLine, Product, User
-from tests.accounts import login, make_user
-from tests.catalog import make_product
-from tests.helpers import assert_error, json_body, stream_events
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
+from tests.support.helpers import assert_error, json_body, stream_events
 
 API = "/api/v1"
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from backend.models import Job, Product
-from tests.accounts import login, make_user
-from tests.helpers import assert_error, json_body
+from tests.support.accounts import login, make_user
+from tests.support.helpers import assert_error, json_body
 
 API = "/api/v1"
 CSV = "sku,name,description,price,currency,stock\nT-1,Tea,,4.50,USD,3\nT-2,Mug,,x,USD,1\n"

@@ -13,9 +13,9 @@ from backend.events import publish, stream_key
 from backend.redis_store import get_redis, redis_url
 from backend.sse import hub_for
 from backend.streaming import decode_cursor, encode_cursor
-from tests.accounts import Login, login, make_user
-from tests.helpers import assert_error
-from tests.sse import Frame, frames, take
+from tests.support.accounts import Login, login, make_user
+from tests.support.helpers import assert_error
+from tests.support.sse import Frame, frames, take
 
 API = "/api/v1"
 FAST = {"SSE_HEARTBEAT_SECONDS": 1, "SSE_RETRY_MS": 500}

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 
 from backend.models import AuthSession
-from tests.accounts import login, make_user
-from tests.helpers import assert_error
+from tests.support.accounts import login, make_user
+from tests.support.helpers import assert_error
 
 API = "/api/v1"
 

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from backend.models import AuditEvent, User
 from backend.services import passwords
-from tests.accounts import PASSWORD, login, make_user
-from tests.helpers import assert_error, json_body
+from tests.support.accounts import PASSWORD, login, make_user
+from tests.support.helpers import assert_error, json_body
 
 API = "/api/v1"
 

@@ -12,8 +12,14 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.processes import Process, free_port, procfile, procfile_environment, wait_until_up
-from tests.smtp import SmtpServer
+from tests.support.processes import (
+    Process,
+    free_port,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,17 @@ from PIL import Image
 
 from backend.db import db
 from backend.models import Order, OrderLine, User
-from tests.accounts import PASSWORD, make_user
-from tests.catalog import make_product
-from tests.files import image_bytes
-from tests.processes import Process, free_port, procfile, procfile_environment, wait_until_up
-from tests.sse import LiveStream
+from tests.support.accounts import PASSWORD, make_user
+from tests.support.catalog import make_product
+from tests.support.files import image_bytes
+from tests.support.processes import (
+    Process,
+    free_port,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
+from tests.support.sse import LiveStream
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,8 @@
 
 gunicorn and an RQ worker start from the Procfile, the CLI creates the accounts and the demo
 catalog, the Flet app (`clients/flet_shop`) runs in web mode, and Chromium is driven over the
-DevTools protocol (`tests/browser.py`), reading what the user sees from Flutter's semantics tree
-and, for product images, which requests the browser made (CDP `Network` events).
+DevTools protocol (`tests/support/browser.py`), reading what the user sees from Flutter's
+semantics tree and, for product images, which requests the browser made (CDP `Network` events).
 Screenshots of every step land in `$E2E_ARTIFACTS_DIR` (default `var/e2e-artifacts/`).
 """
 
@@ -27,9 +27,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from backend.config import PROJECT_ROOT
-from tests.accounts import PASSWORD
-from tests.browser import BrowserError, Tab, chromium, find_chromium, poll
-from tests.processes import (
+from tests.support.accounts import PASSWORD
+from tests.support.browser import BrowserError, Tab, chromium, find_chromium, poll
+from tests.support.processes import (
     BIN,
     Process,
     free_port,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from backend.models import Product
-from tests.accounts import PASSWORD, make_user
-from tests.processes import (
+from tests.support.accounts import PASSWORD, make_user
+from tests.support.processes import (
     Process,
     descendants,
     free_port,
@@ -21,7 +21,7 @@ from tests.processes import (
     procfile_environment,
     wait_until_up,
 )
-from tests.sse import LiveStream
+from tests.support.sse import LiveStream
 
 pytestmark = pytest.mark.slow
 

@@ -23,9 +23,15 @@ import pytest
 from flask import Flask
 
 from backend.models import IdempotencyRecord, Order, OrderLine, Product
-from tests.accounts import PASSWORD, make_user
-from tests.catalog import make_product
-from tests.processes import Process, free_port, procfile, procfile_environment, wait_until_up
+from tests.support.accounts import PASSWORD, make_user
+from tests.support.catalog import make_product
+from tests.support.processes import (
+    Process,
+    free_port,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from rq.job import JobStatus
 from backend.config import PROJECT_ROOT
 from backend.queues import enqueue
 from jobs import maintenance
-from tests.processes import (
+from tests.support.processes import (
     BIN,
     Process,
     coverage_environment,

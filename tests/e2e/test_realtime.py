@@ -13,9 +13,16 @@ import redis
 
 from backend.config import PROJECT_ROOT
 from backend.redis_store import POOL_SIZE
-from tests.accounts import PASSWORD, make_user
-from tests.processes import BIN, Process, free_port, procfile, procfile_environment, wait_until_up
-from tests.sse import LiveStream
+from tests.support.accounts import PASSWORD, make_user
+from tests.support.processes import (
+    BIN,
+    Process,
+    free_port,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
+from tests.support.sse import LiveStream
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from backend.models import Job
 from backend.redis_store import client_from_url, get_redis, redis_url
 from backend.services import job_runs, job_state, jobs
 from jobs.worker import SimpleWorker, shared_connection
-from tests.accounts import login, make_user
-from tests.helpers import json_body, stream_events
-from tests.sample_jobs import count_to
+from tests.support.accounts import login, make_user
+from tests.support.helpers import json_body, stream_events
+from tests.support.sample_jobs import count_to
 
 API = "/api/v1"
 

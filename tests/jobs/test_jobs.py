@@ -14,9 +14,9 @@ from backend.models import Job, User
 from backend.services import job_runs, jobs
 from backend.services.jobs import JobKind
 from jobs.base import recorded_by_worker
-from tests.accounts import login, make_user
-from tests.helpers import assert_error, json_body, stream_events
-from tests.sample_jobs import count_to, explode, refuse, return_unloadable
+from tests.support.accounts import login, make_user
+from tests.support.helpers import assert_error, json_body, stream_events
+from tests.support.sample_jobs import count_to, explode, refuse, return_unloadable
 
 API = "/api/v1"
 

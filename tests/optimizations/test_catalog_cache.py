@@ -19,8 +19,8 @@ from backend.api import replay
 from backend.models import Product
 from backend.redis_store import get_redis
 from backend.services.products import CACHE_NAMESPACE
-from tests.accounts import login, make_user
-from tests.catalog import make_product
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
 
 API = "/api/v1"
 READS = [

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend import logs
-from tests.helpers import assert_error
+from tests.support.helpers import assert_error
 
 
 @pytest.fixture

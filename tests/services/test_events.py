@@ -8,7 +8,7 @@ from backend.db import db
 from backend.events import live_channel, publish, publish_after_commit, stream_key
 from backend.models import User
 from backend.redis_store import get_redis
-from tests.helpers import stream_events
+from tests.support.helpers import stream_events
 
 
 def test_publish_appends_to_the_channel_stream_and_returns_its_id(app: Flask) -> None:

@@ -25,7 +25,7 @@ from backend.services.mail import (
     send_mail,
     send_mail_after_commit,
 )
-from tests.smtp import SmtpServer, free_port
+from tests.support.smtp import SmtpServer, free_port
 
 TOKEN = "vX3-q9_ZtK2mPw8aLr5"
 CONTEXT = {"full_name": "Ada Lovelace", "token": TOKEN, "expires_hours": 24}

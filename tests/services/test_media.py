@@ -17,10 +17,10 @@ from backend.models import File, Job, utcnow
 from backend.services import files
 from backend.services.media import make_renditions, safe_filename, sniff
 from backend.storage import LocalStorage
-from tests.accounts import login, make_user
-from tests.catalog import make_product
-from tests.files import API, image_bytes, upload
-from tests.helpers import assert_error, json_body, stream_events
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
+from tests.support.files import API, image_bytes, upload
+from tests.support.helpers import assert_error, json_body, stream_events
 
 
 @pytest.fixture

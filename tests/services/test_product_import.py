@@ -25,8 +25,8 @@ from backend.services.product_import import (
     check_header,
     import_products,
 )
-from tests.catalog import make_product
-from tests.helpers import stream_events
+from tests.support.catalog import make_product
+from tests.support.helpers import stream_events
 
 HEADER_LINE = ",".join(HEADER)
 ProgressCalls = list[tuple[int, int | None, str]]

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from tests.processes import kill_tree
+from tests.support.processes import kill_tree
 
 T = TypeVar("T")
 

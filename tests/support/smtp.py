@@ -1,6 +1,6 @@
 """A real SMTP server for tests (aiosmtpd), as the `smtp_server` fixture.
 
-Import the fixture into a test module with `from tests.smtp import smtp_server`.
+Import the fixture into a test module with `from tests.support.smtp import smtp_server`.
 """
 
 from __future__ import annotations
