@@ -33,12 +33,6 @@ def bob(client: FlaskClient) -> dict[str, str]:
     return login(client, "bob@example.test").headers
 
 
-@pytest.fixture
-def admin(client: FlaskClient) -> dict[str, str]:
-    make_user("root@example.test", role="admin")
-    return login(client, "root@example.test").headers
-
-
 def stored_objects(app: Flask) -> list[Path]:
     root = Path(app.config["FILES_DIR"])
     return [p for p in root.glob("??/??/*") if p.is_file()]

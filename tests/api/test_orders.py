@@ -33,12 +33,6 @@ def ada(client: FlaskClient) -> dict[str, str]:
     return login(client, "ada@example.test").headers
 
 
-@pytest.fixture
-def admin(client: FlaskClient) -> dict[str, str]:
-    make_user("root@example.test", role="admin")
-    return login(client, "root@example.test").headers
-
-
 def order(
     client: FlaskClient, headers: dict[str, str], *items: tuple[int, int], **extra: str
 ) -> TestResponse:

@@ -10,17 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.models import AuditEvent, Order, OrderLine, Product, User
-from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
 from tests.support.helpers import assert_error, json_body, stream_events
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def admin(client: FlaskClient) -> dict[str, str]:
-    make_user("root@example.test", role="admin")
-    return login(client, "root@example.test").headers
 
 
 def names(response: object) -> list[str]:
@@ -126,11 +119,9 @@ def test_create_rejects_bad_fields(
     assert field in assert_error(response, 422, "validation_error")["errors"]["json"]
 
 
-def test_writes_are_for_admins(client: FlaskClient) -> None:
-    make_user("ada@example.test")
-    ada = login(client, "ada@example.test").headers
+def test_writes_are_for_admins(client: FlaskClient, user: dict[str, str]) -> None:
     body = {"sku": "X", "name": "X", "price": "1.00"}
-    assert_error(client.post(f"{API}/products", json=body, headers=ada), 403, "forbidden")
+    assert_error(client.post(f"{API}/products", json=body, headers=user), 403, "forbidden")
     assert_error(client.post(f"{API}/products", json=body), 401, "unauthorized")
 
 

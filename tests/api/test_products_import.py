@@ -12,17 +12,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from backend.models import Job, Product
-from tests.support.accounts import login, make_user
 from tests.support.helpers import assert_error, json_body
 
 API = "/api/v1"
 CSV = "sku,name,description,price,currency,stock\nT-1,Tea,,4.50,USD,3\nT-2,Mug,,x,USD,1\n"
-
-
-@pytest.fixture
-def admin(client: FlaskClient) -> dict[str, str]:
-    make_user("root@example.test", role="admin")
-    return login(client, "root@example.test").headers
 
 
 def upload(client: FlaskClient, headers: dict[str, str], content: bytes) -> TestResponse:
@@ -80,10 +73,8 @@ def test_a_missing_file_is_422(client: FlaskClient, admin: dict[str, str]) -> No
     assert_error(response, 422, "validation_error")
 
 
-def test_imports_are_for_admins(client: FlaskClient) -> None:
-    make_user("ada@example.test")
-    ada = login(client, "ada@example.test").headers
-    assert_error(upload(client, ada, CSV.encode()), 403, "forbidden")
+def test_imports_are_for_admins(client: FlaskClient, user: dict[str, str]) -> None:
+    assert_error(upload(client, user, CSV.encode()), 403, "forbidden")
 
 
 def test_too_large_uploads_are_413(make_app: Callable[..., Flask], admin: dict[str, str]) -> None:

@@ -29,12 +29,6 @@ def alice(client: FlaskClient) -> dict[str, str]:
     return login(client, "alice@example.test").headers
 
 
-@pytest.fixture
-def admin(client: FlaskClient) -> dict[str, str]:
-    make_user("root@example.test", role="admin")
-    return login(client, "root@example.test").headers
-
-
 def rotated_jpeg_with_exif() -> bytes:
     """A 400×200 JPEG whose EXIF says "rotate 90° clockwise" (shown 200×400), with GPS."""
     image = Image.new("RGB", (400, 200), "blue")

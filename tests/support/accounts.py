@@ -15,6 +15,8 @@ from backend.models import User
 from backend.services import passwords
 
 PASSWORD = "correct horse battery"
+ADMIN_EMAIL = "root@example.test"  # the `admin` fixture's account
+USER_EMAIL = "ada@example.test"  # the `user` fixture's account
 TOKEN_LINE = re.compile(r"^([A-Za-z0-9_-]{40,})$", re.MULTILINE)
 
 

@@ -99,6 +99,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def redis_servers_started_here() -> set[int]:
+    """Pids of the live `redis-server` processes whose parent is this process."""
+    me, found = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(") ", 1)
+            except (OSError, IndexError, ValueError):
+                continue
+            if name == "redis-server" and int(rest.split()[1]) == me:
+                found.add(int(entry.name))
+    return found
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and everything below it, wherever their process groups are."""
     for victim in [pid, *descendants(pid)]:

@@ -18,7 +18,7 @@ from sdk_stack import ADMIN_EMAIL, PASSWORD, SDK_REDIS_DB, Stack
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_store import client_from_url
-from tests.conftest import TestDatabase, with_redis_db
+from tests.support.databases import TestDatabase, with_redis_db
 from tests.support.processes import (
     Process,
     free_port,
