@@ -1,48 +1,46 @@
-"""Shared fixtures: a fresh database per test, a flushed Redis database, a real RQ worker.
+"""Shared fixtures: a fresh database per test, Redis for the tests that ask, a real RQ worker.
 
-The database is SQLite unless `DATABASE_URL` names PostgreSQL, in which case a
-throw-away database is created on that server for the session. Redis is the
-server in `REDIS_URL` (on a database of its own) or, when unset, an embedded
-one started for the session.
+The folders mirror the code: `api/` (HTTP through the Flask test client, a file per
+blueprint resource), `services/`, `jobs/` (job functions, worker, queues),
+`optimizations/`, `unit/` (low-level modules, no Redis), `e2e/` (real processes: gunicorn,
+RQ worker, cron, the dev server, the Flet app in Chromium; marked `slow`); helpers are in
+`support/`.
+
+The database is SQLite unless `DATABASE_URL` names PostgreSQL (see
+`tests.support.databases`). Redis is the server in `REDIS_URL` (on a database of its own)
+or, when unset, an embedded one started for the session by the first test that asks for
+Redis: through `redis_url`, or `make_app`/`app`/`client`, which depend on it. A test that
+asks for none of them and still starts a Redis server fails.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from peewee import Database
 
 from backend import create_app
-from backend.db import database_from_url, migrate
 from backend.embedded_redis import EmbeddedRedis
 from backend.queues import QUEUE_NAMES
 from backend.redis_store import client_from_url, get_redis
 from jobs.worker import SimpleWorker
+from tests.support.accounts import ADMIN_EMAIL, USER_EMAIL, login, make_user
+from tests.support.databases import TestDatabase, with_redis_db
+from tests.support.processes import redis_servers_started_here
 
-pytest_plugins = ["tests.processes", "tests.smtp"]
+pytest_plugins = ["tests.support.processes", "tests.support.smtp", "pytester"]
 
 TEST_REDIS_DB = 13
 
 
-def with_redis_db(url: str, number: int) -> str:
-    """Return `url` pointing at Redis database `number`."""
-    if url.startswith("unix://"):
-        return f"{url.split('?', 1)[0]}?db={number}"
-    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
-
-
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The test Redis: `REDIS_URL`'s server, or an embedded one for the session."""
+def redis_server() -> Iterator[str]:
+    """The session's Redis: `REDIS_URL`'s server on database 13, or an embedded one."""
     configured = os.environ.get("REDIS_URL")
     if configured:
         yield with_redis_db(configured, TEST_REDIS_DB)
@@ -55,51 +53,29 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
-class TestDatabase:
-    """A migrated database for the session, reset to empty before each test."""
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The test Redis database, emptied for this test."""
+    redis = client_from_url(redis_server)
+    redis.flushdb()
+    redis.close()
+    return redis_server
 
-    def __init__(self, base_url: str | None, workdir: Path) -> None:
-        """Create and migrate the session's database."""
-        self.workdir = workdir
-        self.postgres_admin_url = base_url if base_url and base_url.startswith("postgres") else None
-        if self.postgres_admin_url:
-            self.name = f"flet_backend_test_{uuid.uuid4().hex[:8]}"
-            self._admin_sql(f'CREATE DATABASE "{self.name}"')
-            self.url = urlunsplit(urlsplit(self.postgres_admin_url)._replace(path=f"/{self.name}"))
-        else:
-            self.template = workdir / "template.db"
-            self.url = f"sqlite:///{self.template}"
-        database = database_from_url(self.url)
-        with database.connection_context():
-            migrate(database)
-            self.tables = [t for t in database.get_tables() if t != "schema_migration"]
-        database.close()
 
-    def _admin_sql(self, sql: str) -> None:
-        assert self.postgres_admin_url is not None
-        admin = database_from_url(self.postgres_admin_url)
-        admin.connect()
-        admin.connection().autocommit = True
-        admin.execute_sql(sql)
-        admin.close()
-
-    def fresh_url(self, tmp_path: Path) -> str:
-        """Return the URL of an empty, fully migrated database for one test."""
-        if self.postgres_admin_url is None:
-            target = tmp_path / "test.db"
-            shutil.copyfile(self.template, target)
-            return f"sqlite:///{target}"
-        database: Database = database_from_url(self.url)
-        with database.connection_context():
-            if self.tables:
-                quoted = ", ".join(f'"{t}"' for t in self.tables)
-                database.execute_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
-        return self.url
-
-    def drop(self) -> None:
-        """Remove the session's PostgreSQL database."""
-        if self.postgres_admin_url:
-            self._admin_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+@pytest.fixture(autouse=True)
+def _redis_only_when_asked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a Redis server running without having asked for Redis."""
+    if "redis_server" in request.fixturenames:
+        yield
+        return
+    before = redis_servers_started_here()
+    yield
+    if started := redis_servers_started_here() - before:
+        pytest.fail(
+            f"{request.node.nodeid} started a Redis server (pid {sorted(started)}) without "
+            "asking for one: request the redis_url fixture (or make_app/app), or move the "
+            "test out of tests/unit"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +111,6 @@ def make_app(database_url: str, redis_url: str, outbox: Path) -> Callable[..., F
     return build
 
 
-@pytest.fixture(autouse=True)
-def _flush_redis(redis_url: str) -> None:
-    """Every test starts with the test Redis database empty."""
-    redis = client_from_url(redis_url)
-    redis.flushdb()
-    redis.close()
-
-
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
     """The app under test, inside its app context."""
@@ -161,6 +129,20 @@ def client(app: Flask) -> FlaskClient:
 def runner(app: Flask) -> FlaskCliRunner:
     """A CLI runner for `app`'s commands."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin(client: FlaskClient) -> dict[str, str]:
+    """Request headers of a signed-in admin (`ADMIN_EMAIL`)."""
+    make_user(ADMIN_EMAIL, role="admin")
+    return login(client, ADMIN_EMAIL).headers
+
+
+@pytest.fixture
+def user(client: FlaskClient) -> dict[str, str]:
+    """Request headers of a signed-in user with the plain `user` role (`USER_EMAIL`)."""
+    make_user(USER_EMAIL)
+    return login(client, USER_EMAIL).headers
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A real server per test module: gunicorn (the Procfile's `web:`) and an RQ worker.
 
 The main suite's fixtures (tests/conftest.py) apply to its own folder only, so
-the pieces are reused from there and from `tests.processes`, at module scope:
+the pieces are reused from there and from `tests.support.processes`, at module scope:
 one migrated database and one Redis database per module, on SQLite or
 PostgreSQL (`DATABASE_URL`) and the machine's Redis (`REDIS_URL`) or an
 embedded one. Redis database 11 is used, not the main suite's 13, which its
@@ -18,8 +18,14 @@ from sdk_stack import ADMIN_EMAIL, PASSWORD, SDK_REDIS_DB, Stack
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_store import client_from_url
-from tests.conftest import TestDatabase, with_redis_db
-from tests.processes import Process, free_port, procfile, procfile_environment, wait_until_up
+from tests.support.databases import TestDatabase, with_redis_db
+from tests.support.processes import (
+    Process,
+    free_port,
+    procfile,
+    procfile_environment,
+    wait_until_up,
+)
 
 
 @pytest.fixture(scope="session")

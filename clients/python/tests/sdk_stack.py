@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from backend.config import PROJECT_ROOT
-from tests.processes import (
+from tests.support.processes import (
     BIN,
     Process,
     kill_tree,

@@ -24,7 +24,7 @@ from sdk_stack import ADMIN_EMAIL, PASSWORD, Stack, run, unique_email
 
 from backend import create_app
 from backend.events import publish
-from tests.processes import descendants
+from tests.support.processes import descendants
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,376 @@
+"""Catalog reads served from each process's response cache: same bytes, never stale."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+import redis
+from flask import Flask, Response
+from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
+from werkzeug.test import TestResponse
+
+from backend import cache
+from backend.api import replay
+from backend.models import Product
+from backend.redis_store import get_redis
+from backend.services.products import CACHE_NAMESPACE
+from tests.support.accounts import login, make_user
+from tests.support.catalog import make_product
+
+API = "/api/v1"
+READS = [
+    f"{API}/products/{{id}}",
+    f"{API}/products",
+    f"{API}/products?page=1&page_size=1&sort=-name",
+]
+
+
+def _wire(response: TestResponse) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [(k, v) for k, v in response.headers.items() if k != "X-Request-ID"]
+    return response.status_code, headers, response.get_data()
+
+
+def _admin_headers(client: FlaskClient) -> dict[str, str]:
+    make_user("root@example.test", role="admin")
+    return login(client, "root@example.test").headers
+
+
+def _names(response: TestResponse) -> list[str]:
+    return [p["name"] for p in response.get_json()]
+
+
+def _local_entries(app: Flask) -> int:
+    with app.app_context():
+        return len(cache.local(CACHE_NAMESPACE))
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_cached_response_is_byte_for_byte_the_computed_one(
+    app: Flask, client: FlaskClient, path: str
+) -> None:
+    apple = make_product("A", name="Apple")
+    make_product("B", name="Banana")
+    url = path.format(id=apple.id)
+    computed = client.get(url)
+    assert _local_entries(app) == 1
+    replayed = client.get(url)
+    assert computed.status_code == 200
+    assert _wire(replayed) == _wire(computed)
+    head = client.head(url)
+    assert (head.status_code, head.headers["Content-Length"]) == (200, str(len(computed.data)))
+
+
+def test_if_none_match_answers_304_the_same_way_from_the_cache(client: FlaskClient) -> None:
+    url = f"{API}/products/{make_product('A').id}"
+    etag = client.get(url).headers["ETag"]
+    fresh = _wire(client.get(url, headers={"If-None-Match": etag}))  # cached by now
+    client.application.extensions["local_cache"].clear()  # the same, computed
+    computed = _wire(client.get(url, headers={"If-None-Match": etag}))
+    assert fresh == computed
+    assert fresh[0] == 304
+    assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_what_admins_see_is_never_served_to_others(client: FlaskClient) -> None:
+    admin = _admin_headers(client)
+    make_product("A", name="Apple")
+    hidden = make_product("B", name="Banana", active=False)
+    ada = make_user("ada@example.test")
+    assert ada.role == "user"
+    user = login(client, "ada@example.test").headers
+    for _ in range(2):  # computed, then cached
+        assert _names(client.get(f"{API}/products", headers=admin)) == ["Apple", "Banana"]
+        assert client.get(f"{API}/products/{hidden.id}", headers=admin).status_code == 200
+        assert _names(client.get(f"{API}/products")) == ["Apple"]
+        assert _names(client.get(f"{API}/products", headers=user)) == ["Apple"]
+        assert client.get(f"{API}/products/{hidden.id}").status_code == 404
+        assert client.get(f"{API}/products/{hidden.id}", headers=user).status_code == 404
+
+
+def test_a_bad_token_is_still_401_on_a_cached_read(client: FlaskClient) -> None:
+    url = f"{API}/products/{make_product('A').id}"
+    assert client.get(url).status_code == 200
+    response = client.get(url, headers={"Authorization": "Bearer nonsense"})
+    assert response.status_code == 401
+
+
+def test_a_write_in_one_process_is_seen_at_once_by_another(
+    make_app: Callable[..., Flask],
+) -> None:
+    writer_app, reader_app = make_app(), make_app()  # two processes' worth of state
+    writer, reader = writer_app.test_client(), reader_app.test_client()
+    admin = _admin_headers(writer)
+    with writer_app.app_context():
+        apple = make_product("A", name="Apple", stock=5)
+    url = f"{API}/products/{apple.id}"
+    for _ in range(2):
+        assert reader.get(url).get_json()["stock"] == 5
+        assert _names(reader.get(f"{API}/products")) == ["Apple"]
+    assert _local_entries(reader_app) == 4  # each: the view's response and the whole one
+    etag = writer.get(url).headers["ETag"]
+    changed = writer.patch(url, json={"stock": 7, "name": "Apricot"},
+                           headers={**admin, "If-Match": etag})  # fmt: skip
+    assert changed.status_code == 200
+    assert reader.get(url).get_json()["stock"] == 7
+    assert _names(reader.get(f"{API}/products")) == ["Apricot"]
+    assert reader.get(url, headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_an_order_in_another_process_updates_the_cached_stock(
+    make_app: Callable[..., Flask],
+) -> None:
+    buyer_app, reader_app = make_app(), make_app()
+    buyer, reader = buyer_app.test_client(), reader_app.test_client()
+    with buyer_app.app_context():
+        apple = make_product("A", stock=5)
+        make_user("ada@example.test")
+    url = f"{API}/products/{apple.id}"
+    assert reader.get(url).get_json()["stock"] == 5
+    order = {"items": [{"product_id": apple.id, "quantity": 2}]}
+    placed = buyer.post(f"{API}/orders", json=order,
+                        headers=login(buyer, "ada@example.test").headers)  # fmt: skip
+    assert placed.status_code == 201
+    assert reader.get(url).get_json()["stock"] == 3
+
+
+def test_a_redis_that_lost_its_data_does_not_revive_old_entries(
+    app: Flask, client: FlaskClient
+) -> None:
+    apple = make_product("A", name="Apple")
+    url = f"{API}/products/{apple.id}"
+    assert client.get(url).get_json()["name"] == "Apple"
+    Product.update(name="Changed").execute()
+    assert client.get(url).get_json()["name"] == "Apple"  # cached, as intended
+    get_redis().flushdb()  # a restarted Redis: the version is gone, not reset to an old value
+    assert client.get(url).get_json()["name"] == "Changed"
+
+
+def test_reads_are_computed_when_redis_cannot_confirm_the_version(
+    make_app: Callable[..., Flask],
+) -> None:
+    make_app()
+    product = make_product("A", name="Apple")
+    offline = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    client = offline.test_client()
+    for name in ("Apple", "Changed"):
+        Product.update(name=name).execute()
+        assert client.get(f"{API}/products/{product.id}").get_json()["name"] == name
+    assert _local_entries(offline) == 0
+
+
+def test_invalidate_replaces_the_version_token(app: Flask) -> None:
+    client = get_redis()
+    first = cache.read_version(client, CACHE_NAMESPACE)
+    assert cache.read_version(client, CACHE_NAMESPACE) == first
+    cache.invalidate(CACHE_NAMESPACE)
+    assert cache.read_version(client, CACHE_NAMESPACE) != first
+
+
+def test_the_redis_level_cache_keys_on_the_same_version(app: Flask) -> None:
+    calls: list[int] = []
+
+    def compute() -> str:
+        calls.append(1)
+        return f"value {len(calls)}"
+
+    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 1"
+    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 1"
+    cache.invalidate(CACHE_NAMESPACE)
+    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 2"
+
+
+# --- the building blocks -------------------------------------------------------------------
+
+
+def test_a_value_computed_under_an_old_version_is_not_stored_under_a_new_one() -> None:
+    tokens = iter(["v1", "v2"])
+    store: cache.LocalCache[str] = cache.LocalCache(cache.VersionReader(lambda: next(tokens)))
+    old = store.current()
+    assert store.get("k", old) is None
+    new = store.current()  # a write happened meanwhile
+    assert store.get("k", new) is None
+    store.put("k", "computed before the write", old)
+    assert store.get("k", new) is None
+    assert store.get("k", old) is None  # an old reading does not bring the old entries back
+    store.put("k", "fresh", new)
+    assert store.get("k", new) == "fresh"
+
+
+def test_a_full_local_cache_starts_again() -> None:
+    store: cache.LocalCache[int] = cache.LocalCache(cache.VersionReader(lambda: "v"), 2)
+    version = store.current()
+    assert store.get("a", version) is None
+    for n, key in enumerate("abc"):
+        store.put(key, n, version)
+    assert len(store) == 1
+    assert store.get("c", version) == 2
+
+
+def test_concurrent_callers_share_round_trips_but_never_one_begun_before_they_asked() -> None:
+    started: list[int] = []
+    release = threading.Event()
+    first_began = threading.Event()
+
+    def read() -> str:
+        started.append(1)
+        if len(started) == 1:
+            first_began.set()
+            release.wait(5)
+        return f"v{len(started)}"
+
+    reader = cache.VersionReader(read)
+    results: dict[str, cache.Version] = {}
+
+    def call(name: str) -> None:
+        results[name] = reader.current()
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    assert first_began.wait(5)
+    late = [threading.Thread(target=call, args=(f"late{i}",)) for i in range(5)]
+    for thread in late:
+        thread.start()
+    release.set()
+    for thread in (first, *late):
+        thread.join(5)
+    assert results["first"] == cache.Version(1, "v1")
+    # The late callers arrived while round trip 1 was in flight: none may use it.
+    assert all(results[f"late{i}"].number > 1 for i in range(5))
+    assert all(results[f"late{i}"].token == f"v{results[f'late{i}'].number}" for i in range(5))
+    assert len(started) <= 6  # never more than one round trip per caller
+
+
+def test_a_failed_round_trip_raises_for_its_callers_and_the_next_one_retries() -> None:
+    outcomes: list[str | Exception] = [redis.ConnectionError("down"), "v2"]
+
+    def read() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    reader = cache.VersionReader(read)
+    with pytest.raises(redis.RedisError):
+        reader.current()
+    assert reader.current().token == "v2"
+
+
+# --- replayed in front of Flask ------------------------------------------------------------
+
+
+def _serve_until_replayed(client: FlaskClient, url: str) -> TestResponse:
+    """Computed, then answered from the view's cache (and kept whole), then replayed."""
+    for _ in range(2):
+        assert client.get(url).status_code == 200
+    assert list(replay.replays(client.application))
+    return client.get(url)
+
+
+def _flask_must_not_run(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise AssertionError("Flask handled a request the replay should have answered")
+
+    monkeypatch.setattr(app, "full_dispatch_request", refuse)
+
+
+def _product_reads_counted() -> float:
+    labels = {"method": "GET", "endpoint": "/api/v1/products/<int:product_id>", "status": "200"}
+    value = REGISTRY.get_sample_value("http_requests_total", labels)
+    return value or 0.0
+
+
+def test_the_default_app_has_no_hook_the_replay_would_skip(app: Flask) -> None:
+    assert replay.unknown_hooks(app) == set()
+
+
+@pytest.mark.parametrize("path", READS)
+def test_anonymous_reads_are_replayed_byte_for_byte_without_flask(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    apple = make_product("A", name="Apple")
+    make_product("B", name="Banana")
+    url = path.format(id=apple.id)
+    computed = client.get(url)
+    _serve_until_replayed(client, url)
+    _flask_must_not_run(app, monkeypatch)
+    replayed = client.get(url, headers={"X-Request-ID": "trace-me"})
+    assert _wire(replayed) == _wire(computed)
+    assert replayed.headers["X-Request-ID"] == "trace-me"
+    generated = client.get(url).headers["X-Request-ID"]
+    assert len(generated) == 32
+    assert generated != replayed.headers["X-Request-ID"]
+
+
+def test_a_replayed_read_is_logged_and_counted_like_any_other(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{API}/products/{make_product('A').id}"
+    client.get(url, headers={"X-Request-ID": "through-flask"})
+    _serve_until_replayed(client, url)
+    counted_before = _product_reads_counted()
+    caplog.clear()
+    client.get(url, headers={"X-Request-ID": "replayed"})
+    assert _product_reads_counted() == counted_before + 1
+    formatter = logging.getLogger().handlers[0].formatter
+    assert formatter is not None
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.name == "backend.access"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert list(line) == ["method", "path", "status", "duration_ms", "event", "request_id",
+                          "level", "logger", "timestamp"]  # fmt: skip
+    assert (line["method"], line["path"], line["status"], line["request_id"]) == (
+        "GET", url, 200, "replayed",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": "Bearer nonsense"}, {"If-None-Match": '"x"'}, {"Origin": "https://a.test"},
+     {"Cookie": "session=x"}],
+)  # fmt: skip
+def test_requests_that_may_differ_go_through_flask(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str]
+) -> None:
+    url = f"{API}/products/{make_product('A').id}"
+    _serve_until_replayed(client, url)
+    _flask_must_not_run(app, monkeypatch)
+    if "Cookie" in headers:  # the test client sends its own cookies only
+        client.set_cookie("session", "x")
+        headers = {}
+    with pytest.raises(AssertionError, match="Flask handled"):
+        client.get(url, headers=headers)
+    with pytest.raises(AssertionError, match="Flask handled"):
+        client.head(url)
+
+
+def test_a_write_elsewhere_ends_the_replay_at_once(make_app: Callable[..., Flask]) -> None:
+    writer_app, reader_app = make_app(), make_app()
+    writer, reader = writer_app.test_client(), reader_app.test_client()
+    admin = _admin_headers(writer)
+    with writer_app.app_context():
+        apple = make_product("A", name="Apple")
+    url = f"{API}/products/{apple.id}"
+    assert _serve_until_replayed(reader, url).get_json()["name"] == "Apple"
+    etag = writer.get(url).headers["ETag"]
+    changed = writer.patch(url, json={"name": "Apricot"}, headers={**admin, "If-Match": etag})
+    assert changed.status_code == 200
+    assert reader.get(url).get_json()["name"] == "Apricot"
+    assert reader.get(f"{API}/products").get_json()[0]["name"] == "Apricot"
+
+
+def test_an_unknown_request_hook_turns_the_replay_off(app: Flask, client: FlaskClient) -> None:
+    url = f"{API}/products/{make_product('A').id}"
+
+    def stamp(response: Response) -> Response:
+        response.headers["X-Stamp"] = "per request"
+        return response
+
+    app.after_request(stamp)
+    for _ in range(4):
+        assert client.get(url).headers["X-Stamp"] == "per request"
+    assert list(replay.replays(app)) == []
