@@ -22,6 +22,7 @@ from backend.api import (
     files,
     jobs,
     notifications,
+    openapi,
     ops,
     orders,
     parsing,
@@ -29,6 +30,7 @@ from backend.api import (
     security,
     users,
 )
+from backend.schemas.catalog import Money
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
@@ -86,7 +88,8 @@ def init_app(app: Flask, *, version: str, description: str) -> Api:
     security.init_app(app)
     app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
     app.before_request(parsing.refuse_nul_in_url)
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [openapi.ErrorResponses(API_PREFIX)]})
+    api.register_field(Money, None, None)  # its `oneOf` comes from the field's metadata
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix}")

@@ -7,6 +7,8 @@ from peewee import BooleanField, CharField
 from backend.models.base import BaseModel
 
 ROLES = ("user", "admin")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
 
 
 class User(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -34,8 +35,48 @@ def two_places(value: Decimal) -> None:
         raise ValidationError("At most two decimal places.")
 
 
+MONEY_PATTERN = r"^[0-9]+(\.[0-9]{1,2})?$"
+# What the OpenAPI document says of every amount (apispec reads `oneOf` from the
+# metadata; `backend.api` registers `Money` with no type of its own).
+MONEY_DOC = {
+    "oneOf": [
+        {"type": "string", "pattern": MONEY_PATTERN},
+        {"type": "number", "minimum": 0, "multipleOf": 0.01},
+    ],
+    "description": 'An amount: a decimal string (sent as `"19.99"`) or, on input, an '
+    "exact JSON number; never rounded.",
+    "example": "19.99",
+}
+
+
+# A price as input: at most MAX_PRICE, so ten digits before the point.
+PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+PRICE_DOC = {
+    **MONEY_DOC,
+    "oneOf": [
+        {"type": "string", "pattern": PRICE_PATTERN},
+        {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE), "multipleOf": 0.01},
+    ],
+}
+
+
 class Money(fields.Decimal):
-    """A decimal string with exactly two places on output ("10.00"); input is not rounded."""
+    """An amount: a decimal string with two places on output ("10.00").
+
+    Input is a decimal string matching `pattern` or a JSON number (read
+    exactly, see `backend.api.parsing`); it is never rounded.
+    """
+
+    def __init__(self, *args: Any, pattern: str = MONEY_PATTERN, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pattern = re.compile(pattern)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or (
+            isinstance(value, str) and not self.pattern.fullmatch(value)
+        ):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         if value is not None:
@@ -47,8 +88,9 @@ def money(**kwargs: Any) -> Money:
     """A non-negative amount with at most two decimals, as a decimal string in JSON."""
     return Money(
         as_string=True,
+        pattern=PRICE_PATTERN,
         validate=[validate.Range(min=Decimal("0"), max=MAX_PRICE), two_places],
-        metadata={"example": "19.99"},
+        metadata=PRICE_DOC,
         **kwargs,
     )
 
@@ -111,9 +153,9 @@ class OrderLineSchema(Schema):
     product_id = fields.Integer()
     sku = fields.String()
     name = fields.String()
-    unit_price = Money(as_string=True)
+    unit_price = Money(as_string=True, metadata=MONEY_DOC)
     quantity = fields.Integer()
-    line_total = Money(as_string=True)
+    line_total = Money(as_string=True, metadata=MONEY_DOC)
 
 
 class OrderSchema(Schema):
@@ -123,7 +165,7 @@ class OrderSchema(Schema):
     user_id = fields.Integer()
     status = fields.String()
     items = fields.List(fields.Nested(OrderLineSchema), attribute="lines")
-    total = Money(as_string=True)
+    total = Money(as_string=True, metadata=MONEY_DOC)
     currency = fields.String()
     note = fields.String()
     created_at = fields.AwareDateTime()

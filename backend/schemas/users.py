@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from backend.models.user import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
 EMAIL = fields.Email(required=True, validate=validate.Length(max=254))
 PASSWORD = fields.String(required=True, validate=validate.Length(min=1, max=256))
+# A password being set: the policy's length bounds, stated in the OpenAPI document.
+NEW_PASSWORD = fields.String(
+    required=True,
+    validate=validate.Length(
+        min=MIN_PASSWORD_LENGTH,
+        max=MAX_PASSWORD_LENGTH,
+        error=f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+    ),
+)
 FULL_NAME = fields.String(validate=validate.Length(max=200))
 
 
@@ -25,7 +36,7 @@ class RegisterSchema(Schema):
     """Sign-up input."""
 
     email = EMAIL
-    password = PASSWORD
+    password = NEW_PASSWORD
     full_name = fields.String(load_default="", validate=validate.Length(max=200))
 
 
@@ -77,7 +88,7 @@ class ResetPasswordSchema(Schema):
     """A mailed reset token and the new password."""
 
     token = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    password = PASSWORD
+    password = NEW_PASSWORD
 
 
 class TokenSchema(Schema):
@@ -96,7 +107,7 @@ class ChangePasswordSchema(Schema):
     """Current and new password."""
 
     current_password = PASSWORD
-    password = PASSWORD
+    password = NEW_PASSWORD
 
 
 class AdminUserUpdateSchema(Schema):

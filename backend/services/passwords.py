@@ -8,9 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from backend.errors import ValidationFailed
-
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 256
+from backend.models.user import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a failed login costs the
