@@ -337,12 +337,6 @@ def test_the_replay_stands_in_only_for_hooks_whose_effects_it_reproduces(
     assert app.wsgi_app.hooks == replay.request_hooks(app)
 
 
-def test_the_layer_is_off_unless_configured(make_app: Callable[..., Flask]) -> None:
-    app = make_app(OPTIMIZATIONS=False)
-    assert not isinstance(app.wsgi_app, replay.ReplayMiddleware)
-    assert catalog_cache.EXTENSION not in app.extensions
-
-
 @pytest.mark.parametrize("path", READS)
 def test_anonymous_reads_are_replayed_byte_for_byte_without_flask(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str
