@@ -4,9 +4,10 @@ Speeds up: `GET /products/{id}` and `GET /products` (and `HEAD`). The first
 request for a path and query runs the view as usual (validation, service,
 schema, ETag, pagination) and keeps the 200 response's body and headers; later
 requests get a new response with the same bytes, without the database,
-marshmallow or flask-smorest. Measured with `bench/rest.py` (see the README's
-"Optimisations" for the figures): without it a product read costs the database
-query and the schema dump on every request.
+marshmallow or flask-smorest. Measured with `bench/rest.py` (SQLite, x the
+bare-Flask ceiling of the same run; README, "Optimisations"): `GET
+/api/v1/products/1` 0.26x without the layer, 0.38x with this module alone;
+`GET /api/v1/products?page=1` 0.13x and 0.53x (`replay` takes both near 1x).
 
 Costs: one Redis round trip per batch of concurrent requests (the version check,
 shared by `VersionReader`), the memory of at most `MAX_ENTRIES` responses per

@@ -2,12 +2,14 @@
 
 Speeds up: the tail latency of every request a gunicorn worker serves. A full
 (generation 2) collection walks every tracked object, and a loaded app has
-~96,000 of them (routes, schemas, SQL builders, modules): a pause that stalls
-every request of the worker at once. Measured in-process (20,000 mixed reads
-under gevent with the layer on): without the freeze one full collection in
-20,000 requests, taking 455 ms on the busy benchmark machine (tens of ms on an
-idle one); with it, none, and the young collections stay below 0.2 ms. The
-p99 rows of `bench/rest.py` were mostly those pauses before it was added.
+~96,000 of them (routes, schemas, SQL builders, modules): ~40 ms of CPU during
+which the worker serves nothing (200-450 ms of wall time on the busy benchmark
+machine). Measured in-process (20,000 mixed catalog reads under gevent with the
+layer on): without the freeze one full collection in those 20,000 requests,
+with it none, and the young collections stay below 0.2 ms. `bench/rest.py`'s
+p99 could not tell the two apart on that busy machine (70-83 ms either way,
+from CPU contention); the pauses it removes are rarer than 1 in 100 requests
+but stall all of a worker's requests at once.
 
 Costs: objects frozen at startup are never collected, even if they become
 garbage later (the app's objects live as long as the worker anyway).

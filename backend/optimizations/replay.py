@@ -5,8 +5,11 @@ reads a shop front makes most. Once `catalog_cache` holds a read, Flask still
 builds a request context and runs every hook for it; this WSGI middleware
 answers the next identical request from what the whole app sent (status, body,
 every header after the after-request hooks), tagged with the same catalog
-version. Measured with `bench/rest.py` (README, "Optimisations"): it is what
-brings those rows from about half the bare-Flask ceiling to the ceiling.
+version. Measured with `bench/rest.py` (SQLite, x the bare-Flask ceiling of the
+same run; README, "Optimisations"): with `catalog_cache` alone `GET
+/api/v1/products/1` 0.38x and `GET /api/v1/products?page=1` 0.53x; with this
+module too, 1.00x and 0.95x (Flask's request context and hooks cost more than
+the rest of a cached read).
 
 Costs: a second copy of each replayed response in the catalog cache, and the
 contract below, which a new request hook must respect.
