@@ -10,7 +10,9 @@ development). Each module says what it speeds up, the benchmark row in
 - `catalog_cache`: whole responses of the public catalog reads, per process,
   checked against the catalog's version in Redis (built on `local_cache`);
 - `replay`: the public ones among them answered in front of Flask, with the
-  bytes the whole app sent.
+  bytes the whole app sent;
+- `gc_freeze`: the loaded app kept out of full GC collections (called from
+  `backend.gunicorn_conf.post_worker_init`, not from here).
 """
 
 from __future__ import annotations
@@ -25,4 +27,5 @@ def init_app(app: Flask) -> None:
     if not app.config.get("OPTIMIZATIONS"):
         return
     catalog = catalog_cache.init_app(app)
-    replay.init_app(app, catalog)  # in front of Flask: after everything that wraps it
+    # Further optimisations go here, before `replay`.
+    replay.init_app(app, catalog)  # last: it stands in for the request hooks installed so far
