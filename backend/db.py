@@ -8,8 +8,9 @@ immediate write transactions; connections are pooled in production.
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from flask.cli import AppGroup
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse as parse_url
 from playhouse.migrations import Runner
-from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 db = DatabaseProxy()
 
@@ -91,26 +92,39 @@ def lock_for_update(query: Any) -> Any:
     return query
 
 
-def forget_connections_in_child() -> None:
-    """After a fork, drop (without closing) every connection inherited from the parent.
+_rebuild: list[Callable[[], Database]] = []  # how `init_app` built the bound database
+_inherited: list[Database] = []  # a forked child's databases of its parent, never used again
+
+
+def bind(url: str, *, pooled: bool = False, pool_size: int = 20) -> Database:
+    """Bind `db` to a new database for `url` (see `database_from_url`) and return it.
+
+    A process forked after this (a gunicorn worker, an RQ work horse) rebinds
+    `db` to a fresh database of its own (`rebind_in_child`).
+    """
+    build = functools.partial(database_from_url, url, pooled=pooled, pool_size=pool_size)
+    database = build()
+    db.initialize(database)
+    _rebuild[:] = [build]
+    return database
+
+
+def rebind_in_child() -> None:
+    """After a fork, bind `db` to a new database, leaving the parent's connections alone.
 
     A connection must never be used by two processes (the SQLite file lock
-    and PostgreSQL's wire protocol both break); closing it in the child
-    would close the parent's too. RQ forks a work horse per job, gunicorn
-    forks its workers.
+    and PostgreSQL's wire protocol both break), and closing it in the child
+    would close the parent's too (psycopg2 says goodbye to the server). So the
+    child keeps the inherited database object, unused and never collected, and
+    opens its own connections through a new one built the same way.
     """
-    database = db.obj
-    if database is None:
+    if db.obj is None or not _rebuild:
         return
-    database._state.reset()
-    if isinstance(database, PooledDatabase):
-        database._connections = []
-        database._in_use = {}
-        database._pool_lock = threading.RLock()
-        database._pool_available = threading.Condition(database._pool_lock)
+    _inherited.append(db.obj)
+    db.initialize(_rebuild[0]())
 
 
-os.register_at_fork(after_in_child=forget_connections_in_child)
+os.register_at_fork(after_in_child=rebind_in_child)
 
 
 def _close_connection(_exc: BaseException | None) -> None:
@@ -120,12 +134,11 @@ def _close_connection(_exc: BaseException | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Bind `db` to the app's database, add per-request connections and `flask db`."""
-    database = database_from_url(
+    database = bind(
         app.config["DATABASE_URL"],
         pooled=app.config["ENV"] == "production",
         pool_size=app.config["DATABASE_POOL_SIZE"],
     )
-    db.initialize(database)
     app.extensions["peewee"] = database
     # Each request (and each job, CLI command) gets its own connection: peewee
     # opens it on the first query, so /healthz, /metrics and static files

@@ -73,23 +73,11 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
-# The labelled children by (method, endpoint, status): `labels()` takes a lock
-# and builds a key on every call. Bounded: endpoints are URL rules, not paths.
-_CHILDREN: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
-
-
-def _children(labels: tuple[str, str, str]) -> tuple[Counter, Histogram]:
-    children = _CHILDREN.get(labels)
-    if children is None:
-        children = _CHILDREN[labels] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-    return children
-
-
 def observe_request(method: str, endpoint: str, status: int, started: float) -> None:
     """Count a request and its latency (`started`: its `time.perf_counter()` at arrival)."""
-    count, latency = _children((method, endpoint, str(status)))
-    count.inc()
-    latency.observe(time.perf_counter() - started)
+    labels = (method, endpoint, str(status))
+    REQUESTS.labels(*labels).inc()
+    LATENCY.labels(*labels).observe(time.perf_counter() - started)
 
 
 def _observe(response: Response) -> Response:

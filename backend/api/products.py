@@ -1,40 +1,29 @@
-"""The catalog: public reads (cached, with ETags), admin writes with If-Match.
+"""The catalog: public reads with ETags, admin writes with If-Match.
 
-Product reads are answered from whole cached responses (`backend.api.response_cache`)
-while the catalog is unchanged; every write invalidates them in every process.
+(With the optimisation layer on, `backend.optimizations.catalog_cache` keeps the
+responses of the two reads; the views do not know it.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import url_for
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
 from backend.api.blueprint import Blueprint
-from backend.api.response_cache import cached_response
 from backend.api.security import auth_required, caller, client_info, limit_body, optional_caller
 from backend.schemas.catalog import ProductQuerySchema, ProductSchema, ProductUpdateSchema
 from backend.schemas.jobs import ImportFileSchema, JobSchema
 from backend.services import products
-from backend.services.products import CACHE_NAMESPACE, ProductFilter
+from backend.services.products import ProductFilter
 from backend.spool import spool
 
 blp = Blueprint("products", __name__, url_prefix="/products", description="The catalog.")
 
 
-def _list_key() -> str:
-    # The page depends on the query string alone (and on the viewer class).
-    return f"list?{request.query_string.decode('latin-1')}"
-
-
-def _product_key(product_id: int) -> str:
-    return f"product:{product_id}"
-
-
 @blp.route("")
-@cached_response(CACHE_NAMESPACE, _list_key)
 @blp.arguments(ProductQuerySchema, location="query")
 @blp.response(200, ProductSchema(many=True))
 @blp.paginate()
@@ -79,7 +68,6 @@ def import_products(files: dict[str, FileStorage]) -> Any:
 
 
 @blp.route("/<int:product_id>")
-@cached_response(CACHE_NAMESPACE, _product_key)
 @blp.etag
 @blp.response(200, ProductSchema)
 def get_product(product_id: int) -> Any:

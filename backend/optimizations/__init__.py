@@ -1,19 +1,31 @@
 """The optimisation layer: everything done only to be fast, installed in one place.
 
 The main path (blueprints → services → models) is complete and correct without
-this package. `create_app` calls `init_app`, which installs each optimisation
-when `OPTIMIZATIONS` is on (the default in production; `OPTIMIZATIONS=0` turns
-the whole layer off, `OPTIMIZATIONS=1` turns it on in development). Each module
-here says what it speeds up, what it costs, and the benchmark row in
-`bench/rest.py` that keeps it.
+this package. `create_app` calls `init_app` last, which installs each
+optimisation when `OPTIMIZATIONS` is on (the default in production;
+`OPTIMIZATIONS=0` turns the whole layer off, `OPTIMIZATIONS=1` turns it on in
+development). Each module says what it speeds up, the benchmark row in
+`bench/rest.py` that keeps it, what it costs, and why it is correct:
+
+- `catalog_cache`: whole responses of the public catalog reads, per process,
+  checked against the catalog's version in Redis (built on `local_cache`);
+- `replay`: the public ones among them answered in front of Flask, with the
+  bytes the whole app sent;
+- `gc_freeze`: the loaded app kept out of full GC collections (called from
+  `backend.gunicorn_conf.post_worker_init`, not from here).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
+from backend.optimizations import catalog_cache, replay
+
 
 def init_app(app: Flask) -> None:
     """Install every optimisation when `app.config["OPTIMIZATIONS"]` is true."""
     if not app.config.get("OPTIMIZATIONS"):
         return
+    catalog = catalog_cache.init_app(app)
+    # Further optimisations go here, before `replay`.
+    replay.init_app(app, catalog)  # last: it stands in for the request hooks installed so far

@@ -1,10 +1,13 @@
-"""The catalog: listing with filters, reads through a Redis cache, admin writes with events."""
+"""The catalog: listing with filters, reads, admin writes with events.
+
+Every write tells `backend.cache` after it commits that the catalog changed
+(`cache.invalidate(CACHE_NAMESPACE)`), for whoever keeps copies of it (the
+optimisation layer's catalog cache).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -64,24 +67,16 @@ def product_payload(product: Product) -> dict[str, Any]:
 
 
 def list_products(*, viewer: User | None, filters: ProductFilter) -> tuple[list[Product], int]:
-    """Return one page of the catalog and the total count (cached until the catalog changes).
+    """Return one page of the catalog and the total count.
 
     Non-admins (and anonymous callers) see active products only.
     """
-    admin = viewer is not None and is_admin(viewer)
-    digest = hashlib.sha256(json.dumps(asdict(filters), default=str).encode()).hexdigest()[:32]
-    page = cache.cached(
-        CACHE_NAMESPACE,
-        f"list:{'admin' if admin else 'public'}:{digest}",
-        lambda: _encode_page(*_query_page(filters, include_inactive=admin)),
-    )
-    return [_decode(row) for row in page["items"]], int(page["total"])
+    return _query_page(filters, include_inactive=viewer is not None and is_admin(viewer))
 
 
 def get_product(*, viewer: User | None, product_id: int) -> Product:
     """Return a product; inactive ones only to admins. Raises `NotFound`."""
-    row = cache.cached(CACHE_NAMESPACE, f"product:{product_id}", lambda: _encode_one(product_id))
-    product = _decode(row) if row is not None else None
+    product = Product.get_or_none(Product.id == product_id)
     if product is None or not (product.is_active or (viewer is not None and is_admin(viewer))):
         raise NotFound(f"Product {product_id} not found.")
     return product
@@ -253,27 +248,6 @@ def _query_page(filters: ProductFilter, *, include_inactive: bool) -> tuple[list
     total = query.count()
     ordered = query.order_by(SORTS[filters.sort], Product.id.asc())
     return list(ordered.paginate(filters.page, filters.page_size)), total
-
-
-def _encode(product: Product) -> dict[str, Any]:
-    # Stored in the database's own representation, so decoding is exact.
-    return {
-        name: field.db_value(getattr(product, name)) for name, field in Product._meta.fields.items()
-    }
-
-
-def _decode(row: dict[str, Any]) -> Product:
-    fields = Product._meta.fields
-    return Product(**{name: fields[name].python_value(value) for name, value in row.items()})
-
-
-def _encode_page(items: list[Product], total: int) -> dict[str, Any]:
-    return {"items": [_encode(p) for p in items], "total": total}
-
-
-def _encode_one(product_id: int) -> dict[str, Any] | None:
-    product = Product.get_or_none(Product.id == product_id)
-    return _encode(product) if product is not None else None
 
 
 DEMO_CATALOG = [

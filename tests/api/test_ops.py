@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.helpers import assert_error
+from tests.support.log_capture import captured_logs
 
 
 def test_healthz_answers_without_dependencies(make_app: Callable[..., Flask]) -> None:
@@ -83,13 +82,10 @@ def test_request_id_is_echoed_when_sane_and_generated_otherwise(client: FlaskCli
     assert client.get("/healthz").headers["X-Request-ID"] != generated.headers["X-Request-ID"]
 
 
-def test_each_request_logs_one_json_line(
-    client: FlaskClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    client.get("/healthz", headers={"X-Request-ID": "trace-me"})
-    formatter = logging.getLogger().handlers[0].formatter
-    assert formatter is not None
-    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.name == "backend.access"]
+def test_each_request_logs_one_json_line(app: Flask, client: FlaskClient) -> None:
+    with captured_logs(app) as captured:
+        client.get("/healthz", headers={"X-Request-ID": "trace-me"})
+    lines = captured.access()
     assert len(lines) == 1
     entry = lines[0]
     assert entry["event"] == "request"

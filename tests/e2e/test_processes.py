@@ -55,6 +55,10 @@ def test_procfile_runs_in_production_mode(
     assert wait_until_up(f"{base}/healthz").status_code == 200
     ready = httpx.get(f"{base}/readyz", timeout=5)
     assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    # The optimisation layer is on in production: repeated reads are cached, then replayed.
+    reads = [httpx.get(f"{base}/api/v1/products", timeout=5) for _ in range(4)]
+    assert [(r.status_code, r.json()) for r in reads] == [(200, [])] * 4
+    assert len({r.headers["X-Request-ID"] for r in reads}) == 4
     missing = httpx.get(f"{base}/api/v1/none", timeout=5)
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found"

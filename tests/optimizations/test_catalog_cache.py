@@ -1,11 +1,13 @@
-"""Catalog reads served from each process's response cache: same bytes, never stale."""
+"""The optimisation layer's catalog cache and replay: same bytes as Flask's, never stale.
+
+Every app here is built with `OPTIMIZATIONS=True`, so these run in every CI leg.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -15,12 +17,14 @@ from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
 from backend import cache
-from backend.api import replay
 from backend.models import Product
+from backend.optimizations import catalog_cache, replay
+from backend.optimizations.local_cache import LocalCache, Version, VersionReader
 from backend.redis_store import get_redis
 from backend.services.products import CACHE_NAMESPACE
 from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
+from tests.support.log_capture import captured_logs
 
 API = "/api/v1"
 READS = [
@@ -28,6 +32,24 @@ READS = [
     f"{API}/products",
     f"{API}/products?page=1&page_size=1&sort=-name",
 ]
+
+
+@pytest.fixture
+def make_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """Apps with the optimisation layer on."""
+
+    def build(**overrides: Any) -> Flask:
+        return make_app(**{"OPTIMIZATIONS": True, **overrides})
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """The app under test (layer on), inside its app context."""
+    flask_app = make_app()
+    with flask_app.app_context():
+        yield flask_app
 
 
 def _wire(response: TestResponse) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -45,8 +67,11 @@ def _names(response: TestResponse) -> list[str]:
 
 
 def _local_entries(app: Flask) -> int:
-    with app.app_context():
-        return len(cache.local(CACHE_NAMESPACE))
+    return len(catalog_cache.store(app))
+
+
+def _replays(app: Flask) -> list[str]:
+    return [key for key in catalog_cache.store(app).held_keys() if key.startswith("wsgi ")]
 
 
 @pytest.mark.parametrize("path", READS)
@@ -57,7 +82,7 @@ def test_a_cached_response_is_byte_for_byte_the_computed_one(
     make_product("B", name="Banana")
     url = path.format(id=apple.id)
     computed = client.get(url)
-    assert _local_entries(app) == 1
+    assert _local_entries(app) == 2  # the view's response, and the whole one for the replay
     replayed = client.get(url)
     assert computed.status_code == 200
     assert _wire(replayed) == _wire(computed)
@@ -69,7 +94,7 @@ def test_if_none_match_answers_304_the_same_way_from_the_cache(client: FlaskClie
     url = f"{API}/products/{make_product('A').id}"
     etag = client.get(url).headers["ETag"]
     fresh = _wire(client.get(url, headers={"If-None-Match": etag}))  # cached by now
-    client.application.extensions["local_cache"].clear()  # the same, computed
+    cache.invalidate(CACHE_NAMESPACE)  # the same, computed
     computed = _wire(client.get(url, headers={"If-None-Match": etag}))
     assert fresh == computed
     assert fresh[0] == 304
@@ -90,6 +115,19 @@ def test_what_admins_see_is_never_served_to_others(client: FlaskClient) -> None:
         assert _names(client.get(f"{API}/products", headers=user)) == ["Apple"]
         assert client.get(f"{API}/products/{hidden.id}").status_code == 404
         assert client.get(f"{API}/products/{hidden.id}", headers=user).status_code == 404
+
+
+def test_reads_are_cached_and_writes_invalidate(client: FlaskClient) -> None:
+    admin = _admin_headers(client)
+    apple = make_product("A", name="Apple")
+    assert _names(client.get(f"{API}/products", headers=admin)) == ["Apple"]
+    Product.update(name="Changed behind the cache").execute()
+    assert _names(client.get(f"{API}/products", headers=admin)) == ["Apple"]  # cached
+    etag = client.get(f"{API}/products/{apple.id}", headers=admin).headers["ETag"]
+    client.patch(
+        f"{API}/products/{apple.id}", json={"stock": 3}, headers={**admin, "If-Match": etag}
+    )
+    assert _names(client.get(f"{API}/products", headers=admin)) == ["Changed behind the cache"]
 
 
 def test_a_bad_token_is_still_401_on_a_cached_read(client: FlaskClient) -> None:
@@ -171,25 +209,12 @@ def test_invalidate_replaces_the_version_token(app: Flask) -> None:
     assert cache.read_version(client, CACHE_NAMESPACE) != first
 
 
-def test_the_redis_level_cache_keys_on_the_same_version(app: Flask) -> None:
-    calls: list[int] = []
-
-    def compute() -> str:
-        calls.append(1)
-        return f"value {len(calls)}"
-
-    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 1"
-    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 1"
-    cache.invalidate(CACHE_NAMESPACE)
-    assert cache.cached(CACHE_NAMESPACE, "k", compute) == "value 2"
-
-
 # --- the building blocks -------------------------------------------------------------------
 
 
 def test_a_value_computed_under_an_old_version_is_not_stored_under_a_new_one() -> None:
     tokens = iter(["v1", "v2"])
-    store: cache.LocalCache[str] = cache.LocalCache(cache.VersionReader(lambda: next(tokens)))
+    store: LocalCache[str] = LocalCache(VersionReader(lambda: next(tokens)))
     old = store.current()
     assert store.get("k", old) is None
     new = store.current()  # a write happened meanwhile
@@ -202,7 +227,7 @@ def test_a_value_computed_under_an_old_version_is_not_stored_under_a_new_one() -
 
 
 def test_a_full_local_cache_starts_again() -> None:
-    store: cache.LocalCache[int] = cache.LocalCache(cache.VersionReader(lambda: "v"), 2)
+    store: LocalCache[int] = LocalCache(VersionReader(lambda: "v"), 2)
     version = store.current()
     assert store.get("a", version) is None
     for n, key in enumerate("abc"):
@@ -223,8 +248,8 @@ def test_concurrent_callers_share_round_trips_but_never_one_begun_before_they_as
             release.wait(5)
         return f"v{len(started)}"
 
-    reader = cache.VersionReader(read)
-    results: dict[str, cache.Version] = {}
+    reader = VersionReader(read)
+    results: dict[str, Version] = {}
 
     def call(name: str) -> None:
         results[name] = reader.current()
@@ -238,7 +263,7 @@ def test_concurrent_callers_share_round_trips_but_never_one_begun_before_they_as
     release.set()
     for thread in (first, *late):
         thread.join(5)
-    assert results["first"] == cache.Version(1, "v1")
+    assert results["first"] == Version(1, "v1")
     # The late callers arrived while round trip 1 was in flight: none may use it.
     assert all(results[f"late{i}"].number > 1 for i in range(5))
     assert all(results[f"late{i}"].token == f"v{results[f'late{i}'].number}" for i in range(5))
@@ -254,7 +279,7 @@ def test_a_failed_round_trip_raises_for_its_callers_and_the_next_one_retries() -
             raise outcome
         return outcome
 
-    reader = cache.VersionReader(read)
+    reader = VersionReader(read)
     with pytest.raises(redis.RedisError):
         reader.current()
     assert reader.current().token == "v2"
@@ -267,7 +292,7 @@ def _serve_until_replayed(client: FlaskClient, url: str) -> TestResponse:
     """Computed, then answered from the view's cache (and kept whole), then replayed."""
     for _ in range(2):
         assert client.get(url).status_code == 200
-    assert list(replay.replays(client.application))
+    assert _replays(client.application)
     return client.get(url)
 
 
@@ -284,8 +309,34 @@ def _product_reads_counted() -> float:
     return value or 0.0
 
 
-def test_the_default_app_has_no_hook_the_replay_would_skip(app: Flask) -> None:
-    assert replay.unknown_hooks(app) == set()
+# What each owner of a request hook `create_app` installs does for a replayable read
+# (an anonymous GET without Cookie, Origin or conditional headers): the replay's contract.
+STOOD_IN_FOR = {
+    "backend.logs": "the request id and the access line: the replay makes both",
+    "backend.metrics": "the request metric: the replay records it",
+    "backend.security_headers": "headers only: kept with the response",
+    "backend.ratelimit": "nothing: reads carry no limits",
+    "flask_limiter._extension": "nothing: its request filter lets every read through",
+    "backend.api.parsing": "refuses a NUL in the URL: such an answer is an error, never kept",
+    "backend.db": "closes the connection, which a replay never opens",
+    "flask_cors.extension": "CORS headers for requests with Origin, which go through Flask",
+}
+
+
+def _owner(hook: Any) -> str:
+    function = getattr(hook, "func", hook)  # functools.partial
+    return str(getattr(getattr(function, "__func__", function), "__module__", "?"))
+
+
+@pytest.mark.parametrize("cors", [[], ["https://shop.test"]])
+def test_the_replay_stands_in_only_for_hooks_whose_effects_it_reproduces(
+    make_app: Callable[..., Flask], cors: list[str]
+) -> None:
+    app = make_app(CORS_ORIGINS=cors)
+    # A new hook in the main path fails this: decide what it does for a replayed read.
+    assert {_owner(hook) for hook in replay.request_hooks(app)} <= set(STOOD_IN_FOR)
+    assert isinstance(app.wsgi_app, replay.ReplayMiddleware)
+    assert app.wsgi_app.hooks == replay.request_hooks(app)
 
 
 @pytest.mark.parametrize("path", READS)
@@ -307,22 +358,21 @@ def test_anonymous_reads_are_replayed_byte_for_byte_without_flask(
 
 
 def test_a_replayed_read_is_logged_and_counted_like_any_other(
-    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+    app: Flask, client: FlaskClient
 ) -> None:
     url = f"{API}/products/{make_product('A').id}"
-    client.get(url, headers={"X-Request-ID": "through-flask"})
-    _serve_until_replayed(client, url)
-    counted_before = _product_reads_counted()
-    caplog.clear()
-    client.get(url, headers={"X-Request-ID": "replayed"})
+    with captured_logs(app) as lines:
+        client.get(url, headers={"X-Request-ID": "through-flask"})
+        through_flask = lines.access()
+        _serve_until_replayed(client, url)
+        counted_before = _product_reads_counted()
+        lines.clear()
+        client.get(url, headers={"X-Request-ID": "replayed"})
+        replayed = lines.all()
     assert _product_reads_counted() == counted_before + 1
-    formatter = logging.getLogger().handlers[0].formatter
-    assert formatter is not None
-    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.name == "backend.access"]
-    assert len(lines) == 1
-    line = lines[0]
-    assert list(line) == ["method", "path", "status", "duration_ms", "event", "request_id",
-                          "level", "logger", "timestamp"]  # fmt: skip
+    assert len(through_flask) == len(replayed) == 1
+    assert list(replayed[0]) == list(through_flask[0])
+    line = replayed[0]
     assert (line["method"], line["path"], line["status"], line["request_id"]) == (
         "GET", url, 200, "replayed",
     )  # fmt: skip
@@ -363,14 +413,14 @@ def test_a_write_elsewhere_ends_the_replay_at_once(make_app: Callable[..., Flask
     assert reader.get(f"{API}/products").get_json()[0]["name"] == "Apricot"
 
 
-def test_an_unknown_request_hook_turns_the_replay_off(app: Flask, client: FlaskClient) -> None:
+def _stamp(response: Response) -> Response:
+    response.headers["X-Stamp"] = "per request"
+    return response
+
+
+def test_a_hook_added_after_startup_turns_the_replay_off(app: Flask, client: FlaskClient) -> None:
     url = f"{API}/products/{make_product('A').id}"
-
-    def stamp(response: Response) -> Response:
-        response.headers["X-Stamp"] = "per request"
-        return response
-
-    app.after_request(stamp)
+    app.after_request(_stamp)
     for _ in range(4):
         assert client.get(url).headers["X-Stamp"] == "per request"
-    assert list(replay.replays(app)) == []
+    assert _replays(app) == []

@@ -1,62 +1,52 @@
-"""The per-request hooks made cheaper: same access lines, limits on writes, no cookie work."""
+"""The per-request hooks: one access line per request, limits on writes, no cookie work."""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from backend import logs
 from backend.redis_store import get_redis
 from tests.support.helpers import assert_error
+from tests.support.log_capture import captured_logs
 
 
-@pytest.fixture
-def only_our_handler() -> Iterator[io.StringIO]:
-    """The root logger as in production: our stderr handler alone (here on a buffer)."""
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    handler = logs._installed[0]
-    assert isinstance(handler, logging.StreamHandler)
-    stream = io.StringIO()
-    previous = handler.setStream(stream)
-    root.handlers = [handler]
-    try:
-        yield stream
-    finally:
-        handler.setStream(previous)
-        root.handlers = saved
+def test_the_access_line_is_rendered_by_structlog_with_the_request_id(app: Flask) -> None:
+    with captured_logs(app) as lines:
+        logs.begin_request("trace-me")
+        logs.log_request("GET", "/healthz", 200, time.perf_counter())
+        logging.getLogger("backend.test").warning("something")  # an ordinary line
+    access, other = lines.all()
+    assert list(access) == ["logger", "method", "path", "status", "duration_ms", "event",
+                            "request_id", "level", "timestamp"]  # fmt: skip
+    assert access["request_id"] == "trace-me"
+    assert (access["level"], access["logger"], access["event"]) == (
+        "info", "backend.access", "request",
+    )  # fmt: skip
+    assert access["timestamp"].endswith("Z")
+    # Other log lines go through the stdlib handler, with the same request id.
+    assert (other["event"], other["request_id"], other["logger"]) == (
+        "something", "trace-me", "backend.test",
+    )  # fmt: skip
 
 
-def test_the_access_line_is_written_directly_and_reads_like_structlogs(
-    app: Flask, only_our_handler: io.StringIO
-) -> None:
-    logs.begin_request("trace-me")
-    logs.log_request("GET", "/healthz", 200, time.perf_counter())
-    line = json.loads(only_our_handler.getvalue())
-    assert list(line) == ["method", "path", "status", "duration_ms", "event", "request_id",
-                          "level", "logger", "timestamp"]  # fmt: skip
-    assert line["request_id"] == "trace-me"
-    assert (line["level"], line["logger"], line["event"]) == ("info", "backend.access", "request")
-    assert line["timestamp"].endswith("Z")
-    # Other log lines still go through structlog, with the same request id.
-    logging.getLogger("backend.test").warning("something")
-    other = json.loads(only_our_handler.getvalue().splitlines()[1])
-    assert (other["event"], other["request_id"]) == ("something", "trace-me")
+def test_a_request_logs_one_access_line(app: Flask, client: FlaskClient) -> None:
+    with captured_logs(app) as lines:
+        client.get("/healthz", headers={"X-Request-ID": "abc"})
+    assert [(e["path"], e["status"], e["request_id"]) for e in lines.all()] == [
+        ("/healthz", 200, "abc")
+    ]
 
 
-def test_a_request_logs_one_line_through_the_fast_path(
-    client: FlaskClient, only_our_handler: io.StringIO
-) -> None:
-    client.get("/healthz", headers={"X-Request-ID": "abc"})
-    lines = [json.loads(line) for line in only_our_handler.getvalue().splitlines()]
-    assert [(e["path"], e["status"], e["request_id"]) for e in lines] == [("/healthz", 200, "abc")]
+def test_access_lines_follow_the_log_level(make_app: Callable[..., Flask]) -> None:
+    app = make_app(LOG_LEVEL="WARNING")
+    with captured_logs(app) as lines:
+        app.test_client().get("/healthz")
+    assert lines.all() == []
 
 
 def test_reads_skip_the_limiter_but_writes_are_still_limited(

@@ -103,25 +103,29 @@ def test_sqlite_is_pooled_in_production(tmp_path: Path) -> None:
 def test_a_forked_child_never_reuses_the_parents_connections(tmp_path: Path) -> None:
     import os
 
-    from backend.db import forget_connections_in_child
+    from backend.db import bind, rebind_in_child
 
-    database = database_from_url(f"sqlite:///{tmp_path}/f.db", pooled=True, pool_size=3)
-    db.initialize(database)
+    database = bind(f"sqlite:///{tmp_path}/f.db", pooled=True, pool_size=3)
     try:
         database.connect()
         parent_conn = database.connection()
         database.close()  # back into the pool
         database.connect()
-        assert database.connection() is parent_conn
+        assert db.connection() is parent_conn
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child reports through the pipe
-            same = database.connection() is parent_conn
-            os.write(write, b"same" if same else b"fresh")
+            fresh = db.obj is not database and db.connection() is not parent_conn
+            os.write(write, b"fresh" if fresh else b"same")
             os._exit(0)
         os.waitpid(pid, 0)
         assert os.read(read, 10) == b"fresh"
-        forget_connections_in_child()  # in this process too: nothing left to reuse
-        assert database.is_closed()
+        assert db.obj is database  # the parent keeps its database and its connection
+        assert db.connection() is parent_conn
+        rebind_in_child()  # what a child does, here: a new database, the old one untouched
+        assert db.obj is not database
+        assert db.is_closed()
+        assert not database.is_closed()
     finally:
+        database.close()
         db.initialize(None)
