@@ -4,8 +4,10 @@ A JSON API for Flet clients (web, desktop and mobile). Authenticate with
 `Authorization: Bearer <access token>`. Every error has one shape:
 `{"code", "status", "error", "message", "errors"}`, where `error` is a stable
 machine-readable slug. Lists are paginated with `page` and `page_size`; totals
-are in the `X-Pagination` header. Long work runs as background jobs and live
-updates stream over Server-Sent Events.
+are in the `X-Pagination` header (JSON text). Amounts are decimal strings
+(`"19.99"`); JSON numbers are read exactly, never through a float. Text may
+not contain NUL characters (400), nor JSON nest deeper than 32 levels. Long
+work runs as background jobs and live updates stream over Server-Sent Events.
 """
 
 from __future__ import annotations

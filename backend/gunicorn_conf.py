@@ -21,6 +21,10 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# The longest request line and header gunicorn allows: anything a documented
+# query can hold fits, so what is longer is refused by gunicorn itself (414/431).
+limit_request_line = 8190
+limit_request_field_size = 8190
 control_socket_disable = True  # gunicorn >= 25 would otherwise write to ~/.gunicorn
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"

@@ -23,13 +23,16 @@ blp = Blueprint("events", __name__, url_prefix="/events", description="Live even
 class StreamQuerySchema(Schema):
     """How to open a stream."""
 
+    # ASCII and bounded, so that any valid query fits gunicorn's request line.
     topics = fields.String(
         load_default="",
-        validate=validate.Length(max=500),
+        validate=[validate.Length(max=200), validate.Regexp(r"^[A-Za-z0-9:,_-]*$")],
         metadata={"description": "Comma-separated extra channels, e.g. `products,admin`."},
     )
-    ticket = fields.String(validate=validate.Length(max=200))
-    last_event_id = fields.String(validate=validate.Length(max=2000))
+    ticket = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,100}$"))
+    last_event_id = fields.String(
+        validate=[validate.Length(max=1000), validate.Regexp(r"^[A-Za-z0-9:=,_-]*$")]
+    )
 
 
 class TicketSchema(Schema):

@@ -29,7 +29,7 @@ blp = Blueprint("files", __name__, url_prefix="/files", description="Stored file
 @auth_required(blp)
 @limit_body("FILES_MAX_BYTES")
 @blp.arguments(UploadSchema, location="files")
-@blp.arguments(UploadFormSchema, location="form")
+@blp.arguments(UploadFormSchema, location="form", content_type="multipart/form-data")
 @blp.response(201, FileSchema)
 def upload_file(upload: dict[str, FileStorage], form: dict[str, Any]) -> Any:
     """Upload a file (multipart field `file`).

@@ -11,23 +11,39 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
 
 from backend.api.errors import handle_domain_error
+from backend.api.parsing import loads_exact
 from backend.api.security import caller
 from backend.errors import DomainError, ValidationFailed
 from backend.services import idempotency
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Visible ASCII, no space at either end (HTTP would strip it): what a UUID or a
+# client's own token looks like, and what the OpenAPI document states.
+KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
+HEADER_DOC = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "description": "Makes the request safe to retry: the same key within 24 h returns the "
+    "first answer.",
+    "schema": {"type": "string", "pattern": KEY_PATTERN, "maxLength": MAX_KEY_LENGTH},
+}
 
 
 def request_fingerprint() -> str:
     """Hash the method, path and JSON body (key order and spacing do not matter)."""
-    body = request.get_json(silent=True)
+    try:
+        body = loads_exact(request.get_data(cache=True).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None  # the view's own parsing refuses it
     canonical = json.dumps([request.method, request.path, body], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -37,9 +53,9 @@ def current_key() -> str | None:
     key = request.headers.get(HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    if re.fullmatch(KEY_PATTERN, key) is None:
         raise ValidationFailed(
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters.",
             errors={"headers": {HEADER: ["Invalid value."]}},
         )
     return key

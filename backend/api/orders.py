@@ -8,6 +8,7 @@ from flask import url_for
 from flask_smorest.pagination import PaginationParameters
 
 from backend.api.blueprint import Blueprint
+from backend.api.idempotency import HEADER_DOC as IDEMPOTENCY_KEY_DOC
 from backend.api.idempotency import current_key, idempotent
 from backend.api.security import auth_required, caller, client_info
 from backend.schemas.catalog import (
@@ -29,7 +30,7 @@ blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders.")
 @idempotent
 @blp.arguments(OrderCreateSchema)
 @blp.response(201, OrderSchema)
-@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+@blp.doc(parameters=[IDEMPOTENCY_KEY_DOC])
 def place_order(payload: dict[str, Any]) -> Any:
     """Place an order; stock is taken at once.
 

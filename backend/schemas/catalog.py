@@ -72,11 +72,13 @@ class Money(fields.Decimal):
         self.pattern = re.compile(pattern)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool) or (
-            isinstance(value, str) and not self.pattern.fullmatch(value)
-        ):
+        if isinstance(value, bool):
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(value, str) and not self.pattern.fullmatch(value):
+            self._validate(number)  # the specific reason first: sign, places, range
+            raise ValidationError("Write the amount as plain digits, e.g. 19.99.")
+        return number
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         if value is not None:
