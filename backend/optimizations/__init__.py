@@ -17,3 +17,6 @@ def init_app(app: Flask) -> None:
     """Install every optimisation when `app.config["OPTIMIZATIONS"]` is true."""
     if not app.config.get("OPTIMIZATIONS"):
         return
+    from backend.optimizations import authenticated
+
+    authenticated.init_app(app)
