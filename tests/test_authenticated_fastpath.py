@@ -24,9 +24,11 @@ from backend.models import AuthSession, Order, OrderLine, Product, User
 from backend.optimizations.authenticated import (
     MAX_SEEN_SESSIONS,
     MAX_VERIFIED_TOKENS,
-    ORDER_LINES,
+    OWN_ORDER,
     SeenSessions,
     TokenVerifier,
+    active_user,
+    visible_order,
 )
 from backend.services import sessions
 from tests.accounts import PASSWORD, Login, login, make_user
@@ -327,11 +329,23 @@ def test_last_seen_is_noted_once_a_minute_per_process(app: Flask) -> None:
     assert AuthSession.get_by_id(session.id).last_seen_at >= before
 
 
-def test_prepared_queries_render_once_per_database_and_bind_each_call(app: Flask) -> None:
-    order = place_order(make_user("ada@example.test"))
-    lines = ORDER_LINES.rows(order.id)
-    assert [line.order_id for line in lines] == [order.id, order.id]
-    assert lines[0].id < lines[1].id
-    assert not lines[0].is_dirty()
-    assert ORDER_LINES.rows(order.id + 1) == []
-    assert ORDER_LINES.first(order.id + 1) is None
+def test_prepared_queries_bind_each_calls_values(app: Flask) -> None:
+    ada, bob = make_user("ada@example.test"), make_user("bob@example.test")
+    order = place_order(ada)
+    rows = OWN_ORDER.values(order.id, ada.id)
+    assert len(rows) == 2
+    assert OWN_ORDER.values(order.id, bob.id) == []
+    found = active_user(ada.id)
+    assert found == ada
+    assert found is not None
+    assert not found.is_dirty()
+    User.update(is_active=False).where(User.id == ada.id).execute()
+    assert active_user(ada.id) is None
+
+
+def test_an_order_without_lines_is_read_with_none(app: Flask) -> None:
+    ada = make_user("ada@example.test")
+    order = Order.create(user=ada, total="0.00", currency="EUR")
+    found = visible_order(user=ada, order_id=order.id)
+    assert found.lines == []  # type: ignore[attr-defined]
+    assert found.currency == "EUR"
