@@ -1,31 +1,35 @@
 """The authenticated path, made cheap: what every request with a Bearer token pays.
 
-Speeds up: every view under `auth_required` (and `optional_caller`), measured by
-the `GET /api/v1/orders/{id} (Bearer)` and `GET /api/v1/users/me (Bearer)` rows
-of `bench/rest.py`. Through flask-jwt-extended an authenticated request spent
-~0.2 ms decoding its token (three PyJWT passes over it) and ~0.3 ms having
-Peewee render `SELECT ... FROM user WHERE id = ?` again; the order view as much
-again rendering its two queries.
+Speeds up: every view under `auth_required` (and `optional_caller`), and
+`GET /orders/{id}`; measured by the `GET /api/v1/orders/{id} (Bearer)` and
+`GET /api/v1/users/me (Bearer)` rows of `bench/rest.py`. Through the main path
+an authenticated request spent ~0.2 ms in flask-jwt-extended decoding its token
+(three PyJWT passes) and ~0.3 ms in Peewee rendering `SELECT ... FROM user
+WHERE id = ?` again; the order view twice that rendering its two queries.
 
 What it does instead:
 
 - A token is verified once per process with PyJWT directly, with the settings
   flask-jwt-extended uses (key, algorithms, leeway, audience, issuer, identity
-  claim) plus the same claim checks (`type` is `access`, `sid` an integer);
-  its claims are then kept in memory, keyed by the whole signed token, until
-  it expires. The expiry is checked on every request.
-- Revocation is not cached here: each request still asks Redis whether its
-  session is active (`sessions.is_active`, the main path's own check, one
-  round trip) and reads its user from the database, so a revoked session, a
-  deactivated user or a demoted admin is refused or re-checked on the very
-  next request, in every process.
-- The user and the order are read with `PreparedSelect`: SQL Peewee rendered
-  once per database, executed with each request's values.
+  claim) plus its claim checks (`type` is `access`) and ours (`sid` an
+  integer); its claims are then kept in memory, keyed by the whole signed
+  token, until it expires. The expiry is checked on every request.
+- Revocation is not cached: each request still asks Redis whether its session
+  is active (`sessions.is_active`, the main path's own check, one round trip)
+  and reads its user from the database, so a revoked session, a deactivated
+  user or a demoted admin is refused or re-checked on the very next request,
+  in every process. Only the `last_seen_at` bookkeeping is skipped when this
+  process did it for the session under a minute ago (`SeenSessions`).
+- The user, and the order joined to its lines (one query instead of two), are
+  read with `PreparedSelect`: SQL Peewee rendered once per kind of database,
+  run with each request's values. `GET /orders/{id}` is answered by
+  `order_view` (same rule as `access.get_visible`, same `OrderSchema`).
 
 Whenever this path cannot vouch for a request (no or odd header, bad or
 expired token, revoked session, inactive user) it answers None and the main
-path (flask-jwt-extended) handles the request, so every refusal keeps its
-exact 401 answer. Costs: a bounded dict of verified tokens per process.
+path (flask-jwt-extended) handles the request, so every refusal keeps its exact
+401 answer. Costs: two bounded dicts per process (verified tokens, sessions
+seen). Tests: `tests/test_authenticated_fastpath.py` (layer on and off).
 """
 
 from __future__ import annotations
@@ -185,8 +189,8 @@ class TokenVerifier:
                 options={
                     "verify_aud": self.audience is not None,
                     "verify_sub": self.verify_sub,
-                    "require": ["exp"],
-                },  # fmt: skip
+                    "require": ["exp"],  # a token that never expires is the library's to judge
+                },
             )
         except pyjwt.PyJWTError:
             return None
