@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import jwt as pyjwt
 from flask import Flask, Response, jsonify, request
@@ -258,8 +258,8 @@ def visible_order(*, user: User, order_id: int) -> Order:
     width = len(Order._meta.sorted_fields)
     order = loaded(Order, rows[0][:width])
     lines = [loaded(OrderLine, row[width:]) for row in rows if row[width] is not None]
-    # What `prefetch` does: the backref holds the list (Peewee types no backrefs).
-    order.lines = lines  # type: ignore[attr-defined]
+    # What `prefetch` does: the instance's backref attribute holds the list.
+    cast(Any, order).lines = lines
     return order
 
 
