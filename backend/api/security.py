@@ -2,14 +2,22 @@
 
 Access tokens carry the user id (`sub`) and the device session (`sid`); every
 authenticated request checks that session is still active (a Redis lookup),
-so revoked sessions stop working at once. Every JWT failure answers 401 in
-the one error shape.
+so revoked sessions stop working at once, and loads the user (a deactivated
+or demoted account is seen at once). Every JWT failure answers 401 in the
+one error shape.
+
+`authenticate` verifies the request with flask-jwt-extended and records the
+caller for `caller()` and `session_id()`. The optimisation layer may install
+a faster verifier for access tokens under `FAST_VERIFIER` in
+`app.extensions`: it returns the caller when it can vouch for the token,
+else None, and then the library decides (so every refusal is the library's).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -35,8 +43,32 @@ P = ParamSpec("P")
 R = TypeVar("R")
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _OPTIONAL_CALLER = "backend.optional_caller"
+_AUTHENTICATED = "backend.authenticated"
+FAST_VERIFIER = "backend.fast_verifier"
 
 jwt = JWTManager()
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who sent this request: the active user and the verified claims of its access token."""
+
+    user: User
+    claims: dict[str, Any]
+
+
+def authenticate(*, refresh: bool = False) -> Authenticated:
+    """Verify this request's token (access, or refresh if `refresh`) and record the caller.
+
+    Raises flask-jwt-extended's errors (answered 401 in the error shape) for a
+    missing, invalid, expired or revoked token or an inactive account.
+    """
+    authenticated = None if refresh else _fast_verified()
+    if authenticated is None:
+        verify_jwt_in_request(refresh=refresh)
+        authenticated = Authenticated(user=get_current_user(), claims=get_jwt())
+    request.environ[_AUTHENTICATED] = authenticated
+    return authenticated
 
 
 def auth_required(
@@ -51,9 +83,9 @@ def auth_required(
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            verify_jwt_in_request(refresh=refresh)
+            authenticated = authenticate(refresh=refresh)
             if role is not None:
-                require_role(current_user, role)
+                require_role(authenticated.user, role)
             return view(*args, **kwargs)
 
         documented: Callable[P, R] = blp.doc(security=BEARER)(guarded)
@@ -76,10 +108,21 @@ def limit_body(config_key: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorator
 
 
+def _fast_verified() -> Authenticated | None:
+    fast: Callable[[], Authenticated | None] | None = current_app.extensions.get(FAST_VERIFIER)
+    return fast() if fast is not None else None
+
+
+def _authenticated() -> Authenticated:
+    recorded: Authenticated | None = request.environ.get(_AUTHENTICATED)
+    if recorded is None:  # verified by a direct `verify_jwt_in_request()` call
+        return Authenticated(user=current_user._get_current_object(), claims=get_jwt())
+    return recorded
+
+
 def caller() -> User:
     """Return the authenticated user of this request."""
-    user: User = current_user._get_current_object()
-    return user
+    return _authenticated().user
 
 
 def optional_caller() -> User | None:
@@ -94,15 +137,17 @@ def optional_caller() -> User | None:
     # was already pushed (tests, CLI).
     environ = request.environ
     if _OPTIONAL_CALLER not in environ:
-        verify_jwt_in_request(optional=True)
-        environ[_OPTIONAL_CALLER] = get_current_user()
+        authenticated = _fast_verified()
+        if authenticated is None:
+            verify_jwt_in_request(optional=True)
+        environ[_OPTIONAL_CALLER] = authenticated.user if authenticated else get_current_user()
     user: User | None = environ[_OPTIONAL_CALLER]
     return user
 
 
 def session_id() -> int:
     """Return the device session id of this request's token."""
-    return int(get_jwt()["sid"])
+    return int(_authenticated().claims["sid"])
 
 
 def client_info() -> ClientInfo:

@@ -11,6 +11,9 @@ development). Each module says what it speeds up, the benchmark row in
   checked against the catalog's version in Redis (built on `local_cache`);
 - `replay`: the public ones among them answered in front of Flask, with the
   bytes the whole app sent;
+- `authenticated`: Bearer requests verified once per process (PyJWT with the
+  library's settings), the session still checked in Redis on every request,
+  and `GET /orders/{id}` read with one prepared query;
 - `gc_freeze`: the loaded app kept out of full GC collections (called from
   `backend.gunicorn_conf.post_worker_init`, not from here).
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.optimizations import catalog_cache, replay
+from backend.optimizations import authenticated, catalog_cache, replay
 
 
 def init_app(app: Flask) -> None:
@@ -27,5 +30,5 @@ def init_app(app: Flask) -> None:
     if not app.config.get("OPTIMIZATIONS"):
         return
     catalog = catalog_cache.init_app(app)
-    # Further optimisations go here, before `replay`.
+    authenticated.init_app(app)
     replay.init_app(app, catalog)  # last: it stands in for the request hooks installed so far

@@ -109,10 +109,15 @@ def active_for(user: User) -> list[AuthSession]:
     return list(query.order_by(AuthSession.last_seen_at.desc(), AuthSession.id.desc()))
 
 
-def is_active(session_id: int) -> bool:
-    """Return whether the session may still be used (cached; falls back to the database)."""
+def is_active(session_id: int, *, note_seen: bool = True) -> bool:
+    """Return whether the session may still be used (cached; falls back to the database).
+
+    With `note_seen`, its `last_seen_at` is also brought up to date (at most once a
+    minute); a caller that already did so this minute may pass False and save
+    that part of the round trip.
+    """
     try:
-        return _cached_is_active(session_id)
+        return _cached_is_active(session_id, note_seen=note_seen)
     except redis.RedisError as exc:
         log.warning("session_cache_unavailable", error=str(exc))
         return _load_is_active(session_id)
@@ -122,12 +127,15 @@ def _active() -> Expression:
     return AuthSession.revoked_at.is_null()
 
 
-def _cached_is_active(session_id: int) -> bool:
+def _cached_is_active(session_id: int, *, note_seen: bool) -> bool:
     client = get_redis()
-    with client.pipeline(transaction=False) as pipe:
-        pipe.get(STATE_KEY.format(session_id))
-        pipe.set(SEEN_KEY.format(session_id), 1, nx=True, ex=SEEN_THROTTLE_SECONDS)
-        state, first_in_a_while = pipe.execute()
+    if note_seen:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.get(STATE_KEY.format(session_id))
+            pipe.set(SEEN_KEY.format(session_id), 1, nx=True, ex=SEEN_THROTTLE_SECONDS)
+            state, first_in_a_while = pipe.execute()
+    else:
+        state, first_in_a_while = client.get(STATE_KEY.format(session_id)), False
     if state is None:
         active = _load_is_active(session_id)
         # NX: never overwrite a revocation written since we read the database.
