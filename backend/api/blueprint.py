@@ -50,6 +50,10 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = RequestParser()
     PAGINATION_ARGUMENTS_PARSER = RequestParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",  # form fields and files, one schema
+    }
 
     def paginate(self, pager: Any = None, **kwargs: Any) -> Callable[[View], View]:
         """flask-smorest's `paginate`, refusing (and documenting) pages beyond `MAX_PAGE`."""

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Response, url_for
 from flask_smorest.pagination import PaginationParameters
-from werkzeug.datastructures import FileStorage
 
 from backend.api.blueprint import Blueprint
 from backend.api.downloads import send_content
@@ -15,7 +14,6 @@ from backend.schemas.files import (
     VERSION_CHARS,
     ContentQuerySchema,
     FileSchema,
-    UploadFormSchema,
     UploadSchema,
 )
 from backend.services import files
@@ -28,10 +26,9 @@ blp = Blueprint("files", __name__, url_prefix="/files", description="Stored file
 @receives_uploads
 @auth_required(blp)
 @limit_body("FILES_MAX_BYTES")
-@blp.arguments(UploadSchema, location="files")
-@blp.arguments(UploadFormSchema, location="form", content_type="multipart/form-data")
+@blp.arguments(UploadSchema, location="multipart")
 @blp.response(201, FileSchema)
-def upload_file(upload: dict[str, FileStorage], form: dict[str, Any]) -> Any:
+def upload_file(upload: dict[str, Any]) -> Any:
     """Upload a file (multipart field `file`).
 
     The type is sniffed from the bytes: 415 when it is not allowed (images,
@@ -42,7 +39,7 @@ def upload_file(upload: dict[str, FileStorage], form: dict[str, Any]) -> Any:
     part = upload["file"]
     record = files.upload(
         owner=caller(), stream=part.stream, filename=part.filename,
-        declared_type=part.content_type, purpose=form["purpose"],
+        declared_type=part.content_type, purpose=upload["purpose"],
     )  # fmt: skip
     return record, 201, {"Location": url_for("files.get_file", file_id=record.id)}
 

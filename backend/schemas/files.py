@@ -71,14 +71,9 @@ class FileSchema(Schema):
 
 
 class UploadSchema(Schema):
-    """A multipart upload: the file (field `file`)."""
+    """A multipart upload: the file (field `file`) and what it is for."""
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
-
-
-class UploadFormSchema(Schema):
-    """Optional form fields sent with an upload."""
-
     purpose = fields.String(
         load_default="upload",
         validate=validate.OneOf(["upload", "product_image"]),
