@@ -8,12 +8,12 @@ commits, so the job sees the committed rows).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from rq import Callback, Queue, Retry
 from rq.job import Job
+from rq.types import FunctionReferenceType
 
 from backend.redis_store import get_redis
 
@@ -28,7 +28,7 @@ def get_queue(name: str = "default") -> Queue:
 
 
 def enqueue(
-    func: Callable[..., Any],
+    func: FunctionReferenceType,
     *args: Any,
     queue: str = "default",
     timeout: int | None = None,
@@ -42,9 +42,10 @@ def enqueue(
 ) -> Job:
     """Enqueue `func(*args, **kwargs)` on `queue` and return the RQ job.
 
-    `func` is a job function from a module under `jobs/`. `at` or `delay`
-    schedule it for later (run by the worker's scheduler); `retry` retries
-    transient failures; `timeout` (seconds) bounds one run.
+    `func` is a job function from a module under `jobs/`, or its dotted
+    path (`"jobs.products.import_products"`). `at` or `delay` schedule it for
+    later (run by the worker's scheduler); `retry` retries transient
+    failures; `timeout` (seconds) bounds one run.
     """
     target = get_queue(queue)
     options: dict[str, Any] = {

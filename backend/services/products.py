@@ -18,8 +18,7 @@ from backend.db import db
 from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import Job, OrderLine, Product, User, utcnow
-from backend.services import audit, files
-from backend.services import jobs as job_records
+from backend.services import audit, files, job_tracking
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
 
@@ -179,7 +178,6 @@ def start_import(*, actor: User, csv_path: Path) -> Job:
     deleted.
     """
     from backend.services.product_import import check_header
-    from jobs.products import import_products
 
     require_role(actor, "admin")
     try:
@@ -188,9 +186,10 @@ def start_import(*, actor: User, csv_path: Path) -> Job:
         csv_path.unlink(missing_ok=True)
         raise
     try:
-        return job_records.submit(
-            owner=actor, kind="products.import", func=import_products, args=(str(csv_path),)
-        )
+        return job_tracking.submit(
+            owner=actor, kind="products.import", func="jobs.products.import_products",
+            args=(str(csv_path),),
+        )  # fmt: skip
     except redis.RedisError:
         csv_path.unlink(missing_ok=True)
         raise
