@@ -7,6 +7,7 @@ dotted path; reads lay the live state over rows that have not caught up.
 from __future__ import annotations
 
 import importlib
+import inspect
 import uuid
 from dataclasses import dataclass
 
@@ -80,7 +81,7 @@ def check_job_function(path: str) -> None:
         module = importlib.import_module(module_name) if module_name else None
     except ImportError as exc:
         raise LookupError(f"no job function {path!r}: {exc}") from exc
-    if not callable(getattr(module, name, None)):
+    if not inspect.isfunction(getattr(module, name, None)):
         raise LookupError(f"no job function {path!r}")
 
 
