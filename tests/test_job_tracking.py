@@ -18,6 +18,7 @@ from backend.models import Job
 from backend.redis_store import get_redis
 from backend.services import job_tracking
 from backend.services.job_tracking import JobRef
+from backend.services.job_tracking.state import read
 from jobs.base import job, on_stopped, progress
 from tests.accounts import login, make_user
 from tests.helpers import json_body, stream_events
@@ -31,8 +32,7 @@ def who_records() -> dict[str, Any]:
     """Say who records this run's start and success, and whether its start is already written."""
     run = job_tracking.current_run()
     assert run is not None
-    stored = job_tracking.get_job(user=Job.get_by_id(run.ref.id).user, job_id=run.ref.id)
-    return {"by_worker": run.recorded_by_worker, "status_inside": stored.status}
+    return {"by_worker": run.recorded_by_worker, "status_inside": read(run.ref.id)["status"]}
 
 
 @job
