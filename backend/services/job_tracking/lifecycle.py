@@ -1,7 +1,7 @@
 """Each step of a tracked job's life as one live-state write, with the event it publishes.
 
-`mark_started`, `mark_requeued`, `end` (and `mark_cancelled`) and
-`record_successes` each make one Redis script call (`state.write`, or one
+`mark_started`, `mark_requeued`, `mark_stop_requested`, `end` (and
+`mark_cancelled`) and `record_successes` each make one Redis script call (`state.write`, or one
 pipeline of them): the live state changes and the event goes out together,
 and a job that already ended takes neither, so every job publishes exactly
 one terminal event (`job.succeeded|failed|cancelled`). An event's data is
@@ -88,6 +88,11 @@ def mark_requeued(job_id: str, *, error: str | None = None) -> bool:
     if error is not None:
         values["error"] = error
     return state.write(job_id, values)
+
+
+def mark_stop_requested(job_id: str) -> bool:
+    """Record that a stop was asked for while the job runs (its ending event then says so)."""
+    return state.write(job_id, {"cancel_requested": utcnow(), "updated_at": utcnow()})
 
 
 def record_successes(successes: list[Success]) -> list[bool]:

@@ -20,7 +20,7 @@ from rq.job import JobStatus
 
 from backend.db import db
 from backend.errors import Conflict
-from backend.models import TERMINAL_STATUSES, Job, User, utcnow
+from backend.models import TERMINAL_STATUSES, Job, User
 from backend.queues import enqueue
 from backend.redis_store import get_redis
 from backend.services.access import get_visible, is_admin
@@ -119,7 +119,7 @@ def cancel(*, user: User, job_id: str) -> Job:
         lifecycle.mark_cancelled(JobRef.of(record))
         return get_job(user=user, job_id=job_id)
     if rq_job.get_status() == JobStatus.STARTED:
-        state.write(job_id, {"cancel_requested": utcnow()})  # its ending event then says so
+        lifecycle.mark_stop_requested(job_id)
         sync_rows([job_id])
         send_stop_job_command(connection, job_id)
     else:
