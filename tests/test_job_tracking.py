@@ -20,6 +20,7 @@ from backend.services import job_tracking
 from backend.services.job_tracking import JobRef
 from backend.services.job_tracking.state import read
 from jobs.base import job, on_stopped, progress
+from jobs.worker import SimpleWorker
 from tests.accounts import login, make_user
 from tests.helpers import json_body, stream_events
 
@@ -160,3 +161,25 @@ def test_a_start_that_cannot_be_recorded_is_logged_not_raised(
         assert job_tracking.WorkerRecorder().start(rq_job) is None
     finally:
         db.execute_sql("ALTER TABLE job_away RENAME TO job")
+
+
+def test_while_work_keeps_coming_successes_are_recorded_once_a_batch_is_due(
+    app: Flask, ada: dict[str, Any]
+) -> None:
+    record = job_tracking.submit(
+        owner=ada["user"], kind="count", func="tests.sample_jobs.count_to", args=(1,)
+    )
+    recorder = job_tracking.WorkerRecorder(sync_every=3600)
+    run = recorder.start(RQJob.fetch(record.id, connection=get_redis()))
+    assert run is not None
+    assert run.recorded_by_worker
+    assert not recorder.due  # nothing ran yet
+    recorder.ran(run)
+    assert recorder.unsynced
+    assert not recorder.due
+    recorder.sync_every = 0
+    assert recorder.due
+    worker = SimpleWorker(["default"], connection=get_redis())
+    worker.recorder.sync_every = 0  # every job a batch of its own, recorded right after it
+    worker.work(burst=True, with_scheduler=False)
+    assert Job.get_by_id(record.id).status == "succeeded"
