@@ -183,3 +183,38 @@ def test_while_work_keeps_coming_successes_are_recorded_once_a_batch_is_due(
     worker.recorder.sync_every = 0  # every job a batch of its own, recorded right after it
     worker.work(burst=True, with_scheduler=False)
     assert Job.get_by_id(record.id).status == "succeeded"
+
+
+def test_the_reaper_leaves_a_job_alone_while_its_worker_still_beats(
+    app: Flask, ada: dict[str, Any]
+) -> None:
+    record = job_tracking.submit(
+        owner=ada["user"], kind="count", func="tests.sample_jobs.count_to", args=(1,)
+    )
+    worker = SimpleWorker(["default"], connection=get_redis())
+    worker.register_birth()
+    worker.heartbeat()
+    try:
+        rq_job = RQJob.fetch(record.id, connection=get_redis())
+        rq_job.set_status(JobStatus.STARTED)
+        rq_job.worker_name = worker.name
+        rq_job.save()
+        job_tracking.mark_started(JobRef.of(record))
+        assert job_tracking.reap_abandoned() == {"failed": 0, "requeued": 0, "succeeded": 0}
+        assert Job.get_by_id(record.id).status == "started"
+    finally:
+        worker.register_death()
+    get_redis().delete(worker.key)  # as when the dead worker's key expires
+    assert job_tracking.reap_abandoned()["failed"] == 1
+
+
+def test_cancelling_a_job_rq_no_longer_knows_cancels_its_record(
+    client: FlaskClient, ada: dict[str, Any]
+) -> None:
+    record = job_tracking.submit(
+        owner=ada["user"], kind="count", func="tests.sample_jobs.count_to", args=(1,)
+    )
+    RQJob.fetch(record.id, connection=get_redis()).delete()  # expired, say
+    shown = json_body(client.post(f"{API}/jobs/{record.id}/cancel", headers=ada["headers"]))
+    assert shown["status"] == "cancelled"
+    assert stream_events(user_channel(ada["user"].id))[-1][0] == "job.cancelled"
