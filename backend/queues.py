@@ -3,7 +3,9 @@
 Three named queues, drained in priority order by `rq worker high default low`.
 Job functions live in modules under `jobs/`. Blueprints never enqueue: they
 call a service, and the service calls `enqueue` (after its transaction
-commits, so the job sees the committed rows).
+commits, so the job sees the committed rows). Services name the job by its
+dotted path (`"jobs.mail.deliver_mail"`), which the worker imports: the
+`jobs` package sits above the services and they never import it.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ def enqueue(
 ) -> Job:
     """Enqueue `func(*args, **kwargs)` on `queue` and return the RQ job.
 
-    `func` is a job function from a module under `jobs/`, or its dotted
-    path (`"jobs.products.import_products"`). `at` or `delay` schedule it for
-    later (run by the worker's scheduler); `retry` retries transient
-    failures; `timeout` (seconds) bounds one run.
+    `func` is a job function from a module under `jobs/`, or (from a
+    service) its dotted name, `"jobs.<topic>.<function>"`. `at` or `delay`
+    schedule it for later (run by the worker's scheduler); `retry` retries
+    transient failures; `timeout` (seconds) bounds one run. Raises
+    `ValueError` for an unknown queue.
     """
     target = get_queue(queue)
     options: dict[str, Any] = {
