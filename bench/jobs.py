@@ -4,7 +4,7 @@ Usage: `.venv/bin/python bench/jobs.py [--jobs N] [--rows N] [--postgres URL] [-
 [--timeout S]`.
 
 1. Trivial jobs/s: `raw_noop` (plain RQ) against `tracked_noop` (`jobs.base.job`, submitted
-   with `backend.services.jobs.submit`), both drained by the Procfile's worker class
+   with `backend.services.job_tracking.submit`), both drained by the Procfile's worker class
    (`jobs.worker.Worker`, forking) with `rq worker --burst` and `rq worker-pool -n 2 --burst`.
    Each side runs in `ROUNDS` alternating drains of N/ROUNDS jobs (raw first, then tracked
    first, ...) so that machine drift weighs on both alike; a rate is the jobs over the sum
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
 
 EMAIL = "bench-jobs@example.test"
 QUEUE = "default"  # where `submit` puts every job
+TRACKED_NOOP = "bench.jobs_tasks.tracked_noop"
 TERMINAL_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
 PROGRESS_STEPS = 100
 PROGRESS_INTERVAL = 0.15  # > 0.1 s: the 10/s throttle holds nothing back
@@ -326,8 +327,8 @@ def trivial_jobs(
 
     from backend.db import db
     from backend.redis_store import get_redis
-    from backend.services.jobs import submit
-    from bench.jobs_tasks import raw_noop, tracked_noop
+    from backend.services.job_tracking import submit
+    from bench.jobs_tasks import raw_noop
 
     connection = get_redis()
     queue = Queue(QUEUE, connection=connection)
@@ -358,7 +359,7 @@ def trivial_jobs(
     def drain_tracked(pool: bool, label: str) -> Drain:
         started = time.perf_counter()
         with db.connection_context():  # closed again before the drain, as in production
-            ids = [submit(owner=admin, kind="bench.noop", func=tracked_noop).id
+            ids = [submit(owner=admin, kind="bench.noop", func=TRACKED_NOOP).id
                    for _ in range(per_round)]  # fmt: skip
         enqueue_times["tracked"] += time.perf_counter() - started
         wall = burst(procs, env, pool, f"tracked-{label}")
@@ -498,8 +499,7 @@ def percentile(samples: list[float], p: int) -> float:
 def progress_latency(stack: Stack, admin: User, deadline: Deadline) -> list[Line]:
     """Part 2: latency of `job.progress` events from `progress()` to an SSE client."""
     from backend.db import db
-    from backend.services.jobs import submit
-    from bench.jobs_tasks import progress_ticker
+    from backend.services.job_tracking import submit
 
     client = EventClient(f"{stack.base}/api/v1/events", stack.headers)
     client.start()
@@ -510,7 +510,7 @@ def progress_latency(stack: Stack, admin: User, deadline: Deadline) -> list[Line
             job_id = submit(
                 owner=admin,
                 kind="bench.progress",
-                func=progress_ticker,
+                func="bench.jobs_tasks.progress_ticker",
                 args=(PROGRESS_STEPS, PROGRESS_INTERVAL),
             ).id
         limit = time.monotonic() + min(

@@ -9,8 +9,7 @@ from datetime import timedelta
 from flask import current_app
 
 from backend import spool
-from backend.services import health, idempotency, notifications, sessions, tokens
-from backend.services import jobs as job_records
+from backend.services import health, idempotency, job_tracking, notifications, sessions, tokens
 from jobs.base import job
 
 
@@ -34,7 +33,7 @@ def purge_idempotency_keys() -> dict[str, int]:
 @job
 def reap_abandoned_jobs() -> dict[str, int]:
     """Fail (or requeue, per kind) jobs whose worker died, and drop old spool files."""
-    counts = job_records.reap_abandoned()
+    counts = job_tracking.reap_abandoned()
     counts["spool_files_removed"] = spool.purge(24 * 3600)
     return counts
 

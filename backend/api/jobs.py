@@ -9,7 +9,7 @@ from flask_smorest.pagination import PaginationParameters
 from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller
 from backend.schemas.jobs import JobSchema
-from backend.services import jobs
+from backend.services import job_tracking
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Background jobs.")
 
@@ -20,7 +20,7 @@ blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Background jo
 @blp.paginate()
 def list_jobs(pagination_parameters: PaginationParameters) -> Any:
     """List the caller's jobs, newest first (admins: everyone's)."""
-    page, total = jobs.list_jobs(
+    page, total = job_tracking.list_jobs(
         user=caller(), page=pagination_parameters.page, page_size=pagination_parameters.page_size
     )
     pagination_parameters.item_count = total
@@ -32,7 +32,7 @@ def list_jobs(pagination_parameters: PaginationParameters) -> Any:
 @blp.response(200, JobSchema)
 def get_job(job_id: str) -> Any:
     """Return a job: status, progress, result or error."""
-    return jobs.get_job(user=caller(), job_id=job_id)
+    return job_tracking.get_job(user=caller(), job_id=job_id)
 
 
 @blp.route("/<job_id>/cancel", methods=["POST"])
@@ -45,4 +45,4 @@ def cancel_job(job_id: str) -> Any:
     (`cancel_requested`) and becomes `cancelled` when its worker stops it.
     409 `job_finished` once it ended.
     """
-    return jobs.cancel(user=caller(), job_id=job_id)
+    return job_tracking.cancel(user=caller(), job_id=job_id)

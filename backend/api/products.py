@@ -16,7 +16,7 @@ from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, client_info, limit_body, optional_caller
 from backend.schemas.catalog import ProductQuerySchema, ProductSchema, ProductUpdateSchema
 from backend.schemas.jobs import ImportFileSchema, JobSchema
-from backend.services import products
+from backend.services import product_import, products
 from backend.services.products import ProductFilter
 from backend.spool import spool
 
@@ -63,7 +63,7 @@ def import_products(files: dict[str, FileStorage]) -> Any:
     `Location` or with `job.*` events; its result lists row errors.
     """
     path = spool(files["file"].stream, suffix=".csv")
-    job = products.start_import(actor=caller(), csv_path=path)
+    job = product_import.start_import(actor=caller(), csv_path=path)
     return job, 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 

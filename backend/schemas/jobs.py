@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from backend.models import ORDER_STATUSES
 from backend.models.fields import MAX_ID
 
 
@@ -42,9 +43,7 @@ class ImportFileSchema(Schema):
 class OrderExportSchema(Schema):
     """Which orders to export; `user_id` is for admins (others always get their own)."""
 
-    status = fields.String(
-        validate=validate.OneOf(["pending", "confirmed", "shipped", "delivered", "cancelled"])
-    )
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
     user_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     created_from = fields.AwareDateTime(metadata={"description": "Orders created at or after"})
     created_to = fields.AwareDateTime(metadata={"description": "Orders created before"})

@@ -20,7 +20,7 @@ from peewee import JOIN
 from backend.db import db
 from backend.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from backend.models import File, Job, Product, User, utcnow
-from backend.services import jobs as job_records
+from backend.services import job_tracking
 from backend.services.access import get_visible, is_admin, require_role
 from backend.services.media import (
     RENDITION_TYPE,
@@ -151,11 +151,10 @@ def store_generated(
 
 def start_renditions(record: File) -> Job:
     """Queue the job that makes `record`'s renditions; remember its id on the file."""
-    from jobs.files import make_renditions
-
-    job = job_records.submit(
-        owner=record.owner, kind="files.renditions", func=make_renditions, args=(record.id,)
-    )
+    job = job_tracking.submit(
+        owner=record.owner, kind="files.renditions", func="jobs.files.make_renditions",
+        args=(record.id,),
+    )  # fmt: skip
     File.update(rendition_job_id=job.id).where(File.id == record.id).execute()
     record.rendition_job_id = job.id
     return job

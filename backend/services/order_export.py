@@ -19,7 +19,7 @@ from typing import Any
 from flask import current_app
 
 from backend.models import Job, Order, OrderLine, User, utcnow
-from backend.services import jobs as job_records
+from backend.services import job_tracking
 from backend.services.access import is_admin
 
 BATCH = 500
@@ -42,11 +42,10 @@ class ExportFilter:
 
 def start_export(*, actor: User, filters: ExportFilter) -> Job:
     """Queue a CSV export of the orders `actor` may see. Raises `redis.RedisError`."""
-    from jobs.orders import export_orders
-
-    return job_records.submit(
-        owner=actor, kind="orders.export", func=export_orders, args=(actor.id, asdict(filters))
-    )
+    return job_tracking.submit(
+        owner=actor, kind="orders.export", func="jobs.orders.export_orders",
+        args=(actor.id, asdict(filters)),
+    )  # fmt: skip
 
 
 def escape_cell(value: Any) -> str:

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import redis
 from marshmallow import ValidationError
 
 from backend import cache
 from backend.db import db
 from backend.errors import ValidationFailed
-from backend.models import Product, utcnow
+from backend.models import Job, Product, User, utcnow
 from backend.schemas.catalog import CENT, ProductSchema
+from backend.services import job_tracking
+from backend.services.access import require_role
 from backend.services.products import CACHE_NAMESPACE, announce
 
 HEADER = ["sku", "name", "description", "price", "currency", "stock"]
@@ -119,6 +122,29 @@ class _Batch:
 
     def __len__(self) -> int:
         return len(self.rows) + self.repeats
+
+
+def start_import(*, actor: User, csv_path: Path) -> Job:
+    """Check a spooled CSV's header and start importing it in the background (admin).
+
+    Raises `Forbidden`, or `ValidationFailed` (`invalid_csv`) for a file that
+    is empty, not UTF-8 text, or has the wrong columns; the file is then
+    deleted.
+    """
+    require_role(actor, "admin")
+    try:
+        check_header(csv_path)
+    except ValidationFailed:
+        csv_path.unlink(missing_ok=True)
+        raise
+    try:
+        return job_tracking.submit(
+            owner=actor, kind="products.import", func="jobs.products.import_products",
+            args=(str(csv_path),),
+        )  # fmt: skip
+    except redis.RedisError:
+        csv_path.unlink(missing_ok=True)
+        raise
 
 
 def check_header(path: Path) -> None:

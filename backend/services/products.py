@@ -10,21 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, NoReturn
 
-import redis
 from peewee import IntegrityError
 
 from backend import cache
 from backend.channels import ADMIN, PRODUCTS
 from backend.db import db
-from backend.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from backend.errors import Conflict, NotFound, PreconditionFailed
 from backend.events import publish_after_commit
-from backend.models import Job, OrderLine, Product, User, utcnow
+from backend.models import OrderLine, Product, User, utcnow
 from backend.schemas.catalog import SORT_FIELDS, ProductSchema
 from backend.services import audit, files
-from backend.services import jobs as job_records
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
 
@@ -162,31 +159,6 @@ def delete_product(
             product, "product.deleted", was_visible=was_visible, actor=actor, client=client
         )
     return soft
-
-
-def start_import(*, actor: User, csv_path: Path) -> Job:
-    """Check a spooled CSV's header and start importing it in the background (admin).
-
-    Raises `Forbidden`, or `ValidationFailed` (`invalid_csv`) for a file that
-    is empty, not UTF-8 text, or has the wrong columns; the file is then
-    deleted.
-    """
-    from backend.services.product_import import check_header
-    from jobs.products import import_products
-
-    require_role(actor, "admin")
-    try:
-        check_header(csv_path)
-    except ValidationFailed:
-        csv_path.unlink(missing_ok=True)
-        raise
-    try:
-        return job_records.submit(
-            owner=actor, kind="products.import", func=import_products, args=(str(csv_path),)
-        )
-    except redis.RedisError:
-        csv_path.unlink(missing_ok=True)
-        raise
 
 
 def announce(product: Product, event: str, *, was_visible: bool) -> None:

@@ -6,17 +6,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import rq
 from flask import Flask
 from flask.testing import FlaskClient
-from rq import Retry
+from rq import Queue, Retry
+from rq.executions import Execution
+from rq.job import Job as RQJob
 
 from backend.models import Job, User
-from backend.services import job_runs, jobs
-from backend.services.jobs import JobKind
-from jobs.base import recorded_by_worker
+from backend.services import job_tracking as jobs
+from backend.services.job_tracking import JobKind, JobRef, lifecycle
 from tests.support.accounts import login, make_user
 from tests.support.helpers import assert_error, json_body, stream_events
-from tests.support.sample_jobs import count_to, explode, refuse, return_unloadable
+from tests.support.sample_jobs import count_to
+
+COUNT_TO = "tests.support.sample_jobs.count_to"
+EXPLODE = "tests.support.sample_jobs.explode"
 
 API = "/api/v1"
 
@@ -27,6 +32,14 @@ def ada(client: FlaskClient) -> dict[str, Any]:
     return {"user": user, "headers": login(client, "ada@example.test").headers}
 
 
+class DiesBeforeRecording(rq.SimpleWorker):
+    """A worker that records starts and leaves successes to itself, then never records them."""
+
+    def perform_job(self, job: RQJob, queue: Queue, execution: Execution) -> bool:
+        with jobs.performing(jobs.WorkerRecorder().start(job)):
+            return bool(super().perform_job(job, queue, execution))
+
+
 def kinds(user_id: int) -> list[str]:
     return [kind for kind, _ in stream_events(f"user:{user_id}")]
 
@@ -34,7 +47,7 @@ def kinds(user_id: int) -> list[str]:
 def test_a_job_runs_and_its_record_follows(
     client: FlaskClient, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(5,))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(5,))
     queued = json_body(client.get(f"{API}/jobs/{record.id}", headers=ada["headers"]))
     assert (queued["status"], queued["progress"]["done"]) == ("queued", 0)
     run_worker()
@@ -53,7 +66,7 @@ def test_a_job_runs_and_its_record_follows(
 def test_progress_events_are_throttled_but_the_last_one_arrives(
     app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(500,))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(500,))
     run_worker()
     progress = [d for kind, d in stream_events(f"user:{ada['user'].id}") if kind == "job.progress"]
     assert len(progress) < 50  # 500 updates in well under 5 s: at most 10 per second
@@ -64,7 +77,7 @@ def test_progress_events_are_throttled_but_the_last_one_arrives(
 def test_a_failing_job_records_the_error_without_a_traceback(
     client: FlaskClient, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="boom", func=explode, args=("bad input",))
+    record = jobs.submit(owner=ada["user"], kind="boom", func=EXPLODE, args=("bad input",))
     run_worker()
     body = json_body(client.get(f"{API}/jobs/{record.id}", headers=ada["headers"]))
     assert body["status"] == "failed"
@@ -76,7 +89,12 @@ def test_a_failing_job_records_the_error_without_a_traceback(
 def test_a_domain_error_is_shown_by_its_message_alone(
     app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="refuse", func=refuse, args=("Row 3 is bad.",))
+    record = jobs.submit(
+        owner=ada["user"],
+        kind="refuse",
+        func="tests.support.sample_jobs.refuse",
+        args=("Row 3 is bad.",),
+    )
     run_worker()
     assert Job.get_by_id(record.id).error == "Row 3 is bad."
 
@@ -85,7 +103,7 @@ def test_a_retried_job_goes_back_to_queued_until_retries_run_out(
     app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(jobs.KINDS, "flaky", JobKind(retry=Retry(max=1)))
-    record = jobs.submit(owner=ada["user"], kind="flaky", func=explode, args=("transient",))
+    record = jobs.submit(owner=ada["user"], kind="flaky", func=EXPLODE, args=("transient",))
     run_worker()  # the first attempt fails and is requeued at once; the retry fails too
     final = Job.get_by_id(record.id)
     assert final.status == "failed"
@@ -95,7 +113,7 @@ def test_a_retried_job_goes_back_to_queued_until_retries_run_out(
 def test_cancelling_a_queued_job_is_immediate(
     client: FlaskClient, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(3,))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(3,))
     response = client.post(f"{API}/jobs/{record.id}/cancel", headers=ada["headers"])
     assert json_body(response)["status"] == "cancelled"
     run_worker()
@@ -108,7 +126,7 @@ def test_cancelling_a_queued_job_is_immediate(
 def test_jobs_are_private_to_their_owner_and_admins(
     client: FlaskClient, ada: dict[str, Any]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(1,))
     make_user("bob@example.test")
     bob = login(client, "bob@example.test").headers
     assert_error(client.get(f"{API}/jobs/{record.id}", headers=bob), 404, "not_found")
@@ -133,8 +151,8 @@ def test_plain_rq_jobs_have_no_record(app: Flask, run_worker: Callable[[], bool]
 def test_a_started_job_whose_worker_vanished_is_failed_by_the_reaper(
     app: Flask, ada: dict[str, Any]
 ) -> None:
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
-    job_runs.mark_started(job_runs.JobRef.of(record))  # as if a worker took it, then was SIGKILLed
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(1,))
+    jobs.mark_started(JobRef.of(record))  # as if a worker took it, then was SIGKILLed
     from backend.queues import get_queue
 
     get_queue().empty()
@@ -148,15 +166,12 @@ def test_a_started_job_whose_worker_vanished_is_failed_by_the_reaper(
 def test_a_finished_job_whose_worker_died_before_recording_it_succeeds_by_the_reaper(
     app: Flask, ada: dict[str, Any]
 ) -> None:
-    import rq
-
     from backend.redis_store import get_redis
 
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(2,))
-    job_runs.mark_started(job_runs.JobRef.of(record))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(2,))
+    jobs.mark_started(JobRef.of(record))
     # a recording worker runs the job, then "dies" before it records the success
-    with recorded_by_worker():
-        rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
+    DiesBeforeRecording(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
     assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"
     assert jobs.reap_abandoned() == {"failed": 0, "requeued": 0, "succeeded": 1}
     final = Job.get_by_id(record.id)
@@ -169,11 +184,11 @@ def test_a_success_the_worker_cannot_record_is_left_to_the_reaper(
 ) -> None:
     import redis
 
-    def unreachable(refs: list[job_runs.JobRef]) -> int:
+    def unreachable(refs: list[JobRef]) -> int:
         raise redis.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(jobs, "record_finished", unreachable)
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
+    monkeypatch.setattr(lifecycle, "record_finished", unreachable)
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(1,))
     run_worker()
     assert jobs.get_job(user=ada["user"], job_id=record.id).status == "started"
     monkeypatch.undo()
@@ -184,11 +199,9 @@ def test_a_success_the_worker_cannot_record_is_left_to_the_reaper(
 def test_under_a_plain_rq_worker_a_job_records_its_own_start_and_success(
     client: FlaskClient, ada: dict[str, Any]
 ) -> None:
-    import rq
-
     from backend.redis_store import get_redis
 
-    record = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(3,))
+    record = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(3,))
     rq.SimpleWorker(["default"], connection=get_redis()).work(burst=True, with_scheduler=False)
     done = json_body(client.get(f"{API}/jobs/{record.id}", headers=ada["headers"]))
     assert (done["status"], done["result"]) == ("succeeded", {"counted": 3})
@@ -199,8 +212,10 @@ def test_under_a_plain_rq_worker_a_job_records_its_own_start_and_success(
 def test_a_result_that_cannot_be_loaded_does_not_hold_up_the_others(
     app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool]
 ) -> None:
-    odd = jobs.submit(owner=ada["user"], kind="odd", func=return_unloadable)
-    fine = jobs.submit(owner=ada["user"], kind="count", func=count_to, args=(1,))
+    odd = jobs.submit(
+        owner=ada["user"], kind="odd", func="tests.support.sample_jobs.return_unloadable"
+    )
+    fine = jobs.submit(owner=ada["user"], kind="count", func=COUNT_TO, args=(1,))
     run_worker()
     assert (Job.get_by_id(odd.id).status, Job.get_by_id(odd.id).result) == ("succeeded", None)
     assert Job.get_by_id(fine.id).result == {"counted": 1}
@@ -210,7 +225,7 @@ def test_a_job_that_can_be_requeued_is_requeued(
     app: Flask, ada: dict[str, Any], run_worker: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(jobs.KINDS, "safe", JobKind(requeue_if_abandoned=True))
-    record = jobs.submit(owner=ada["user"], kind="safe", func=count_to, args=(2,))
+    record = jobs.submit(owner=ada["user"], kind="safe", func=COUNT_TO, args=(2,))
     from rq.job import Job as RQJob
     from rq.job import JobStatus
 
@@ -220,7 +235,7 @@ def test_a_job_that_can_be_requeued_is_requeued(
     rq_job.set_status(JobStatus.STARTED)
     rq_job.worker_name = "gone-worker"
     rq_job.save()
-    job_runs.mark_started(job_runs.JobRef.of(record))
+    jobs.mark_started(JobRef.of(record))
     assert jobs.reap_abandoned() == {"failed": 0, "requeued": 1, "succeeded": 0}
     assert Job.get_by_id(record.id).status == "queued"
     run_worker()
@@ -232,7 +247,7 @@ def test_nothing_is_written_when_redis_is_down(
 ) -> None:
     offline = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     with offline.app_context(), pytest.raises(Exception, match="Error"):
-        jobs.submit(owner=User.get(), kind="count", func=count_to, args=(1,))
+        jobs.submit(owner=User.get(), kind="count", func=COUNT_TO, args=(1,))
     assert Job.select().count() == 0
 
 

@@ -1,13 +1,11 @@
-"""A job's live state in Redis, and its batched sync into the `Job` table.
+"""A job's live state in Redis: one hash per job, written together with its event.
 
-While a job runs, its worker writes start, progress and end here (a Redis
-hash per job) instead of the database: a forked work horse then never opens
-a database connection, which is most of what a short job costs. Each write
-also marks the job dirty; `sync` copies dirty states into their `Job` rows,
-many in one transaction. The worker's parent process syncs between jobs
-(`jobs.worker`), the API and the reaper sync the jobs they end at once, and
-reads (`overlay`) lay the live state over rows not yet synced, so clients
-never see a stale status.
+While a job runs, its start, progress and end are written here instead of
+the database: a forked work horse then never opens a database connection,
+which is most of what a short job costs. Each write (one Lua call) merges
+the values, marks the job dirty for `sync` and publishes the job's event, so
+state and event never disagree. Reads (`overlay`) lay the live state over
+rows not yet synced, so clients never see a stale status.
 
 A state refuses every write once it holds a terminal status: whoever ends a
 job first (worker, cancel, reaper) is the only one to publish its terminal
@@ -19,12 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import redis
 import structlog
 
-from backend.db import db
 from backend.events import publish_args, publish_keys, publish_lua
 from backend.models import TERMINAL_STATUSES, Job
 from backend.redis_store import get_redis
@@ -32,7 +29,6 @@ from backend.redis_store import get_redis
 KEY_PREFIX = "jobs:live:"
 DIRTY_KEY = "jobs:live:dirty"  # ids whose state is newer than their row
 TTL_SECONDS = 86_400  # far longer than any sync takes; rows are the durable history
-SYNC_BATCH = 500
 
 Event = tuple[str, str, dict[str, Any]]  # channel, type, data
 Write = tuple[str, dict[str, Any], Event | None]  # job id, values, event
@@ -61,7 +57,7 @@ return 1
 )
 _NO_EVENT = ["", "", "", ""]
 
-_TIMES = ("started_at", "finished_at", "updated_at")
+_TIMES = ("started_at", "finished_at", "updated_at", "cancel_requested")
 _INTS = ("progress_done",)
 _OPTIONAL_INTS = ("progress_total",)
 _OPTIONAL_TEXTS = ("error",)
@@ -143,69 +139,11 @@ def overlay(records: Iterable[Job]) -> None:
             setattr(record, name, value)
 
 
-def sync(job_ids: list[str] | None = None) -> int:
-    """Copy live states into their `Job` rows: the given jobs, or every dirty one.
-
-    Rows that already ended are never changed. Returns how many states were
-    copied. If the database write fails the jobs stay dirty for the next
-    sync, and the error is raised.
-    """
-    client = get_redis()
-    copied = 0
-    while True:
-        if job_ids is None:
-            batch = [_text(raw) for raw in cast(list[bytes], client.spop(DIRTY_KEY, SYNC_BATCH))]
-        else:
-            batch, job_ids = job_ids[:SYNC_BATCH], job_ids[SYNC_BATCH:]
-            if batch:
-                client.srem(DIRTY_KEY, *batch)
-        if not batch:
-            return copied
-        copied += _copy(client, batch)
-
-
-def _copy(client: redis.Redis, batch: list[str]) -> int:
-    states = read_many(batch)
-    # One prepared UPDATE per set of fields, run for many rows: building a
-    # peewee query per row would cost more than the database's own work.
-    rows_by_fields: dict[tuple[str, ...], list[list[Any]]] = {}
-    for job_id, state in zip(batch, states, strict=True):
-        if state:
-            fields = tuple(sorted(state))
-            row = [Job._meta.fields[name].db_value(state[name]) for name in fields]
-            rows_by_fields.setdefault(fields, []).append([*row, job_id, *TERMINAL_STATUSES])
-    try:
-        with db.atomic():
-            for fields, rows in rows_by_fields.items():
-                db.cursor().executemany(_update_sql(fields), rows)
-    except Exception:
-        client.sadd(DIRTY_KEY, *batch)
-        raise
-    return sum(len(rows) for rows in rows_by_fields.values())
-
-
-def _update_sql(fields: tuple[str, ...]) -> str:
-    """`UPDATE job SET <fields> WHERE id = ? AND status NOT IN (<terminal>)`, placeholders."""
-    param = db.param
-
-    def quoted(name: str) -> str:
-        return f"{db.quote[0]}{name}{db.quote[1]}"
-
-    meta = Job._meta
-    assignments = ", ".join(f"{quoted(meta.fields[name].column_name)} = {param}" for name in fields)
-    terminal = ", ".join(param for _ in TERMINAL_STATUSES)
-    return (
-        f"UPDATE {quoted(meta.table_name)} SET {assignments} "  # noqa: S608 - names from the model, values bound
-        f"WHERE {quoted(meta.fields['id'].column_name)} = {param} "
-        f"AND {quoted(meta.fields['status'].column_name)} NOT IN ({terminal})"
-    )
-
-
 def decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
     """Turn a stored hash back into Job field values."""
     state: dict[str, Any] = {}
     for raw_name, raw_value in raw.items():
-        name, text = _text(raw_name), _text(raw_value)
+        name, text = as_text(raw_name), as_text(raw_value)
         if name in _TIMES:
             state[name] = datetime.fromisoformat(text) if text else None
         elif name in _INTS:
@@ -231,5 +169,6 @@ def _encode(name: str, value: Any) -> str:
     return str(value)
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Text of a value redis-py returned as bytes (or already as text)."""
     return value.decode() if isinstance(value, bytes) else value
