@@ -1,6 +1,7 @@
 """The project's flask-smorest `Blueprint`: exact request parsing and bounded pages.
 
-Every view validates through `backend.api.parsing.RequestParser`, and a page
+Every view validates through `backend.api.parsing.RequestParser`, a required
+JSON body must be sent (an empty one is a 422, as the document says), and a page
 number is at most `MAX_PAGE` (a larger one is a 422, and the OpenAPI document
 says so): an offset beyond what the database can bind would otherwise be a 500.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 
 from backend.api.parsing import RequestParser
 from backend.errors import ValidationFailed
@@ -54,6 +56,30 @@ class Blueprint(flask_smorest.Blueprint):
         **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "multipart": "multipart/form-data",  # form fields and files, one schema
     }
+
+    def arguments(
+        self, schema: Any, *, location: str = "json", required: bool = True, **kwargs: Any
+    ) -> Callable[[View], View]:
+        """flask-smorest's `arguments`; a required JSON body must be there (else 422)."""
+        parsing = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return parsing
+
+        def decorator(view: View) -> View:
+            parsed = parsing(view)
+
+            @functools.wraps(parsed)
+            def with_body(*args: Any, **kwargs: Any) -> Any:
+                if not request.get_data(cache=True):
+                    raise ValidationFailed(
+                        "This request needs a JSON body.",
+                        errors={"json": ["Missing request body."]},
+                    )
+                return parsed(*args, **kwargs)
+
+            return with_body
+
+        return decorator
 
     def paginate(self, pager: Any = None, **kwargs: Any) -> Callable[[View], View]:
         """flask-smorest's `paginate`, refusing (and documenting) pages beyond `MAX_PAGE`."""
