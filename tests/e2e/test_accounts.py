@@ -12,13 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support.processes import (
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
+from tests.support import processes as procs
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -40,15 +34,15 @@ def test_register_verify_login_refresh_reset_logout_over_http(
     database_url: str,
     redis_url: str,
     smtp_server: SmtpServer,
-    processes: Callable[..., Process],
+    processes: Callable[..., procs.Process],
 ) -> None:
-    port = free_port()
-    env = {**procfile_environment(database_url, redis_url, port), "MAIL_URL": smtp_server.url}
-    commands = procfile()
+    port = procs.free_port()
+    env = {**procs.procfile_environment(database_url, redis_url, port), "MAIL_URL": smtp_server.url}
+    commands = procs.procfile()
     processes(["bash", "-c", f"exec {commands['web']}"], env)
     processes(["bash", "-c", f"exec {commands['worker']}"], env)
     api = f"http://127.0.0.1:{port}/api/v1"
-    wait_until_up(f"http://127.0.0.1:{port}/healthz")
+    procs.wait_until_up(f"http://127.0.0.1:{port}/healthz")
     with httpx.Client(base_url=api, timeout=10) as http:
         created = http.post(
             "/auth/register", json={"email": "ada@example.test", "password": PASSWORD}

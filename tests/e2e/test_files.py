@@ -15,16 +15,10 @@ from PIL import Image
 
 from backend.db import db
 from backend.models import Order, OrderLine, User
+from tests.support import processes as procs
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
 from tests.support.files import image_bytes
-from tests.support.processes import (
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
 from tests.support.sse import LiveStream
 
 pytestmark = pytest.mark.slow
@@ -36,15 +30,15 @@ LIMIT = 5 * 1024 * 1024
 @pytest.fixture
 def stack(
     app: object, database_url: str, redis_url: str, tmp_path: Path,
-    processes: Callable[..., Process],
+    processes: Callable[..., procs.Process],
 ) -> tuple[str, dict[str, str]]:  # fmt: skip
     make_user("root@example.test", role="admin")
-    port = free_port()
-    env = {**procfile_environment(database_url, redis_url, port),
+    port = procs.free_port()
+    env = {**procs.procfile_environment(database_url, redis_url, port),
            "FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(LIMIT)}  # fmt: skip
-    processes(["bash", "-c", f"exec {procfile()['web']}"], env)
-    processes(["bash", "-c", f"exec {procfile()['worker']}"], env)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz")
+    processes(["bash", "-c", f"exec {procs.procfile()['web']}"], env)
+    processes(["bash", "-c", f"exec {procs.procfile()['worker']}"], env)
+    procs.wait_until_up(f"http://127.0.0.1:{port}/healthz")
     base = f"http://127.0.0.1:{port}/api/v1"
     token = httpx.post(
         f"{base}/auth/login", json={"email": "root@example.test", "password": PASSWORD}, timeout=10

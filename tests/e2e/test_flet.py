@@ -27,16 +27,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from backend.config import PROJECT_ROOT
+from tests.support import processes as procs
 from tests.support.accounts import PASSWORD
 from tests.support.browser import BrowserError, Tab, chromium, find_chromium, poll
-from tests.support.processes import (
-    BIN,
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
 
 CHROMIUM = find_chromium()
 pytestmark = [
@@ -87,7 +80,7 @@ class Steps:
 
 def cli(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", *args], env=env, cwd=PROJECT_ROOT,
+        [str(procs.BIN / "flask"), "--app", "wsgi", *args], env=env, cwd=PROJECT_ROOT,
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -115,25 +108,25 @@ def artifacts(
 
 @pytest.fixture
 def stack(
-    database_url: str, redis_url: str, processes: Callable[..., Process], tmp_path: Path
+    database_url: str, redis_url: str, processes: Callable[..., procs.Process], tmp_path: Path
 ) -> Stack:
     """gunicorn and a worker from the Procfile; an admin, a user and products from the CLI.
 
     The browser loads product images straight from the backend (Flutter web fetches them with
     XHR), so the backend allows the Flet app's origin, chosen here, in `CORS_ORIGINS`.
     """
-    port = shop_port = free_port()
+    port = shop_port = procs.free_port()
     while shop_port == port:
-        shop_port = free_port()
+        shop_port = procs.free_port()
     env = {
-        **procfile_environment(database_url, redis_url, port),
+        **procs.procfile_environment(database_url, redis_url, port),
         "SPOOL_DIR": str(tmp_path / "spool"),
         "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
         "FILES_DIR": str(tmp_path / "files"),
         "CORS_ORIGINS": f"http://127.0.0.1:{shop_port}",
     }
-    processes(["bash", "-c", f"exec {procfile()['web']}"], env)
-    processes(["bash", "-c", f"exec {procfile()['worker']}"], env)
+    processes(["bash", "-c", f"exec {procs.procfile()['web']}"], env)
+    processes(["bash", "-c", f"exec {procs.procfile()['worker']}"], env)
     cli(env, "create-admin", "--email", ADMIN, "--password", PASSWORD)
     seeded = cli(env, "seed-demo")
     user = re.search(r"^user\s+(\S+@\S+)\s+(\S+)$", seeded, re.MULTILINE)
@@ -141,7 +134,7 @@ def stack(
     assert user, seeded
     assert count, seeded
     base = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{base}/healthz", timeout=60)
+    procs.wait_until_up(f"{base}/healthz", timeout=60)
     login = httpx.post(
         f"{base}/api/v1/auth/login", json={"email": ADMIN, "password": PASSWORD}, timeout=30
     )
@@ -151,7 +144,9 @@ def stack(
 
 
 @pytest.fixture
-def shop_url(stack: Stack, processes: Callable[..., Process], artifacts: Path) -> Iterator[str]:
+def shop_url(
+    stack: Stack, processes: Callable[..., procs.Process], artifacts: Path
+) -> Iterator[str]:
     """The Flet shop served in web mode, talking to the stack."""
     port = stack.shop_port  # the origin the backend allows (CORS_ORIGINS)
     env = {
@@ -163,7 +158,7 @@ def shop_url(stack: Stack, processes: Callable[..., Process], artifacts: Path) -
     app = processes([sys.executable, str(APP)], env)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_up(url, timeout=60)
+        procs.wait_until_up(url, timeout=60)
         yield url
     finally:
         (artifacts / "flet-app.log").write_text("".join(app.output))

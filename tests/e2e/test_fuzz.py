@@ -20,14 +20,7 @@ import pytest
 
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
-from tests.support.processes import (
-    BIN,
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
+from tests.support.processes import BIN
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
@@ -50,26 +43,20 @@ LIMITS = (
 
 @pytest.fixture
 def stack(
-    app: object, database_url: str, redis_url: str, tmp_path: Path,
-    processes: Callable[..., Process],
-) -> tuple[str, dict[str, str]]:  # fmt: skip
+    app: object, tmp_path: Path, production_web: Callable[..., str]
+) -> tuple[str, dict[str, str]]:
     """The production web process, and a token per role (`user`, `admin`)."""
     make_user("root@example.test", role="admin")
     make_user("ada@example.test")
     for n in range(3):
         make_product(f"FUZZ-{n}")
-    port = free_port()
-    env = {
-        **procfile_environment(database_url, redis_url, port),
-        "FILES_DIR": str(tmp_path / "files"),
-        "SPOOL_DIR": str(tmp_path / "spool"),
-        "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
-        "METRICS_TOKEN": "fuzz-metrics-token-0123456789abcdef",
+    base = production_web(
+        FILES_DIR=str(tmp_path / "files"),
+        SPOOL_DIR=str(tmp_path / "spool"),
+        MAIL_OUTBOX_DIR=str(tmp_path / "mail"),
+        METRICS_TOKEN="fuzz-metrics-token-0123456789abcdef",
         **dict.fromkeys(LIMITS, GENEROUS),
-    }  # fmt: skip
-    processes(["bash", "-c", f"exec {procfile()['web']}"], env)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz")
-    base = f"http://127.0.0.1:{port}"
+    )
     tokens = {}
     for role, email in (("user", "ada@example.test"), ("admin", "root@example.test")):
         body = {"email": email, "password": PASSWORD}

@@ -22,14 +22,7 @@ import pytest
 
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
-from tests.support.processes import (
-    BIN,
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
+from tests.support.processes import BIN
 
 pytestmark = pytest.mark.slow
 
@@ -37,21 +30,13 @@ PACKAGE = "flet_backend_generated"
 
 
 @pytest.fixture
-def base_url(
-    app: object, database_url: str, redis_url: str, tmp_path: Path,
-    processes: Callable[..., Process],
-) -> str:  # fmt: skip
+def base_url(app: object, tmp_path: Path, production_web: Callable[..., str]) -> str:
     """The production web process, with a buyer, an admin and a small catalog."""
     make_user("root@example.test", role="admin")
     make_user("ada@example.test")
     make_product("TEA-1", price="4.50", stock=5)
     make_product("MUG-1", price="8.00", stock=2)
-    port = free_port()
-    env = {**procfile_environment(database_url, redis_url, port),
-           "FILES_DIR": str(tmp_path / "files")}  # fmt: skip
-    processes(["bash", "-c", f"exec {procfile()['web']}"], env)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz")
-    return f"http://127.0.0.1:{port}"
+    return production_web(FILES_DIR=str(tmp_path / "files"))
 
 
 @pytest.fixture

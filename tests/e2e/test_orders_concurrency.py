@@ -23,15 +23,9 @@ import pytest
 from flask import Flask
 
 from backend.models import IdempotencyRecord, Order, OrderLine, Product
+from tests.support import processes as procs
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
-from tests.support.processes import (
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +44,7 @@ class Shop:
     """A running gunicorn, signed-in buyers and the products the tests order."""
 
     base: str
-    web: Process
+    web: procs.Process
     tokens: list[str]
     user_ids: list[int]
     products: dict[str, int]
@@ -132,7 +126,7 @@ def shop(
     database_url: str,
     redis_url: str,
     tmp_path: Path,
-    processes: Callable[..., Process],
+    processes: Callable[..., procs.Process],
 ) -> Iterator[Shop]:
     emails = [f"buyer{i}@example.test" for i in range(USERS)]
     user_ids = [make_user(address).id for address in emails]
@@ -145,17 +139,17 @@ def shop(
         "pair_b": make_product("PAIR-B", stock=10).id,
     }
     # Peewee runs outside transactions in autocommit mode: everything above is committed.
-    port = free_port()
+    port = procs.free_port()
     env = {
-        **procfile_environment(database_url, redis_url, port),
+        **procs.procfile_environment(database_url, redis_url, port),
         "WEB_CONCURRENCY": "4",
         "RATELIMIT_WRITES": GENEROUS,
         "RATELIMIT_LOGIN_PER_IP": GENEROUS,
         "RATELIMIT_LOGIN_PER_EMAIL": GENEROUS,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),  # leave var/ alone
     }
-    web = processes(["bash", "-c", f"exec {procfile()['web']}"], env)
-    wait_until_up(f"http://127.0.0.1:{port}/healthz")
+    web = processes(["bash", "-c", f"exec {procs.procfile()['web']}"], env)
+    procs.wait_until_up(f"http://127.0.0.1:{port}/healthz")
     base = f"http://127.0.0.1:{port}/api/v1"
 
     def sign_in(address: str) -> str:

@@ -13,30 +13,23 @@ import redis
 
 from backend.config import PROJECT_ROOT
 from backend.redis_store import POOL_SIZE
+from tests.support import processes as procs
 from tests.support.accounts import PASSWORD, make_user
-from tests.support.processes import (
-    BIN,
-    Process,
-    free_port,
-    procfile,
-    procfile_environment,
-    wait_until_up,
-)
 from tests.support.sse import LiveStream
 
 pytestmark = pytest.mark.slow
 
 
 def start_web(
-    processes: Callable[..., Process], env: dict[str, str], port: int, workers: int = 2
+    processes: Callable[..., procs.Process], env: dict[str, str], port: int, workers: int = 2
 ) -> str:
-    command = procfile()["web"]
+    command = procs.procfile()["web"]
     processes(
         ["bash", "-c", f"exec {command}"],
         {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)},
     )
     base = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{base}/healthz")
+    procs.wait_until_up(f"{base}/healthz")
     return base
 
 
@@ -49,11 +42,11 @@ def bearer(base: str, email: str) -> dict[str, str]:
 
 @pytest.fixture
 def stack(
-    app: object, database_url: str, redis_url: str, processes: Callable[..., Process]
+    app: object, database_url: str, redis_url: str, processes: Callable[..., procs.Process]
 ) -> dict[str, object]:
     make_user("root@example.test", role="admin")
     make_user("ada@example.test")
-    env = procfile_environment(database_url, redis_url, 0)
+    env = procs.procfile_environment(database_url, redis_url, 0)
     return {"env": env, "processes": processes, "redis_url": redis_url}
 
 
@@ -61,9 +54,9 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
     stack: dict[str, object],
 ) -> None:
     env: dict[str, str] = stack["env"]  # type: ignore[assignment]
-    processes: Callable[..., Process] = stack["processes"]  # type: ignore[assignment]
-    base = start_web(processes, env, free_port())
-    processes(["bash", "-c", f"exec {procfile()['worker']}"], env)
+    processes: Callable[..., procs.Process] = stack["processes"]  # type: ignore[assignment]
+    base = start_web(processes, env, procs.free_port())
+    processes(["bash", "-c", f"exec {procs.procfile()['worker']}"], env)
     root = bearer(base, "root@example.test")
     me = httpx.get(f"{base}/api/v1/users/me", headers=root, timeout=5).json()
     stream = LiveStream(f"{base}/api/v1/events?topics=products,admin", root)
@@ -88,14 +81,18 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
             f"    enqueue(notify_user, {me['id']}, 'hello', 'From a job')\n"
         )
         subprocess.run(  # enqueued here, run by the Procfile's worker
-            [str(BIN / "python"), "-c", script], env=env, cwd=PROJECT_ROOT, check=True, timeout=60
+            [str(procs.BIN / "python"), "-c", script],
+            env=env,
+            cwd=PROJECT_ROOT,
+            check=True,
+            timeout=60,
         )
         event = stream.next_event(timeout=20)
         assert event is not None
         assert (event.event, event.json["title"]) == ("notification.created", "From a job")
 
         subprocess.run(
-            [str(BIN / "flask"), "--app", "wsgi", "publish-event", "admin", "maintenance",
+            [str(procs.BIN / "flask"), "--app", "wsgi", "publish-event", "admin", "maintenance",
              '{"in": 5}'],
             env=env, cwd=PROJECT_ROOT, check=True, timeout=60, capture_output=True,
         )  # fmt: skip
@@ -108,9 +105,9 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
 
 def test_two_instances_share_events_and_revocation(stack: dict[str, object]) -> None:
     env: dict[str, str] = stack["env"]  # type: ignore[assignment]
-    processes: Callable[..., Process] = stack["processes"]  # type: ignore[assignment]
-    first = start_web(processes, env, free_port())
-    second = start_web(processes, env, free_port())
+    processes: Callable[..., procs.Process] = stack["processes"]  # type: ignore[assignment]
+    first = start_web(processes, env, procs.free_port())
+    second = start_web(processes, env, procs.free_port())
     root = bearer(first, "root@example.test")
     ada = bearer(first, "ada@example.test")
     listener = LiveStream(f"{second}/api/v1/events?topics=products", ada)
@@ -133,8 +130,8 @@ def test_two_instances_share_events_and_revocation(stack: dict[str, object]) -> 
 
 def test_replay_over_http_after_a_disconnect(stack: dict[str, object]) -> None:
     env: dict[str, str] = stack["env"]  # type: ignore[assignment]
-    processes: Callable[..., Process] = stack["processes"]  # type: ignore[assignment]
-    base = start_web(processes, env, free_port())
+    processes: Callable[..., procs.Process] = stack["processes"]  # type: ignore[assignment]
+    base = start_web(processes, env, procs.free_port())
     root = bearer(base, "root@example.test")
     stream = LiveStream(f"{base}/api/v1/events?topics=products", root)
     httpx.post(f"{base}/api/v1/products", json={"sku": "R-0", "name": "r", "price": "1.00"},
@@ -186,8 +183,8 @@ def open_raw_streams(
 
 def test_redis_connections_stay_flat_from_1_to_1000_streams(stack: dict[str, object]) -> None:
     env: dict[str, str] = stack["env"]  # type: ignore[assignment]
-    processes: Callable[..., Process] = stack["processes"]  # type: ignore[assignment]
-    port = free_port()
+    processes: Callable[..., procs.Process] = stack["processes"]  # type: ignore[assignment]
+    port = procs.free_port()
     base = start_web(processes, env, port, workers=1)
     ada = bearer(base, "ada@example.test")
     server = redis.Redis.from_url(str(stack["redis_url"]))
