@@ -51,6 +51,7 @@ def email_key() -> str:
 
 
 @blp.route("/register", methods=["POST"])
+@blp.alt_response(409, description="`email_taken`: an account with this email exists.")
 @limiter.limit(configured("RATELIMIT_REGISTER_PER_IP"), key_func=get_remote_address)
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)

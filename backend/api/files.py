@@ -84,6 +84,7 @@ def download(query: dict[str, Any], file_id: int) -> Response:
 
 
 @blp.route("/<int:file_id>", methods=["DELETE"])
+@blp.alt_response(409, description="`file_in_use`: a product shows this image.")
 @auth_required(blp)
 @blp.response(204)
 def delete_file(file_id: int) -> None:

@@ -36,6 +36,7 @@ def get_job(job_id: str) -> Any:
 
 
 @blp.route("/<job_id>/cancel", methods=["POST"])
+@blp.alt_response(409, description="`job_finished`: the job already ended.")
 @auth_required(blp)
 @blp.response(200, JobSchema)
 def cancel_job(job_id: str) -> Any:

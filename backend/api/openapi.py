@@ -10,6 +10,7 @@ operation, as an apispec plugin, so no view has to repeat it:
 - 403 on routes that need a token (a role, a channel one may not read);
 - 404 on routes with an id in the path;
 - 429 with `Retry-After` on writes (the rate limits);
+- the error shape for each 4xx a view declares itself (`alt_response(409, ...)`);
 - `X-Pagination` as what it is on the wire: a string holding JSON.
 """
 
@@ -52,6 +53,14 @@ class ErrorResponses(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status, response in self._statuses(path, method, operation).items():
                 responses.setdefault(status, response)
+            for status, response in responses.items():
+                # A view's own `alt_response(409, description=...)`: an error, in the error shape.
+                if (
+                    str(status)[0] == "4"
+                    and isinstance(response, dict)
+                    and "content" not in response
+                ):
+                    response["content"] = ERROR_CONTENT
             for response in responses.values():
                 headers = response.get("headers", {}) if isinstance(response, dict) else {}
                 if "X-Pagination" in headers:

@@ -26,6 +26,11 @@ blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders.")
 
 
 @blp.route("", methods=["POST"])
+@blp.alt_response(
+    409,
+    description="`insufficient_stock` (each short product with requested and available "
+    "quantities), or the same `Idempotency-Key` still in progress.",
+)
 @auth_required(blp)
 @idempotent
 @blp.arguments(OrderCreateSchema)
@@ -88,6 +93,7 @@ def get_order(order_id: int) -> Any:
 
 
 @blp.route("/<int:order_id>/cancel", methods=["POST"])
+@blp.alt_response(409, description="`invalid_transition`: the order can no longer be cancelled.")
 @auth_required(blp)
 @blp.response(200, OrderSchema)
 def cancel_order(order_id: int) -> Any:
@@ -99,6 +105,9 @@ def cancel_order(order_id: int) -> Any:
 
 
 @blp.route("/<int:order_id>/status", methods=["POST"])
+@blp.alt_response(
+    409, description="`invalid_transition`: not a next step of the order's life cycle."
+)
 @auth_required(blp, role="admin")
 @blp.arguments(OrderStatusSchema)
 @blp.response(200, OrderSchema)

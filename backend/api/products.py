@@ -42,6 +42,7 @@ def list_products(query: dict[str, Any], pagination_parameters: PaginationParame
 
 
 @blp.route("", methods=["POST"])
+@blp.alt_response(409, description="`sku_taken`: another product has this sku.")
 @auth_required(blp, role="admin")
 @blp.arguments(ProductSchema)
 @blp.response(201, ProductSchema)
@@ -76,6 +77,7 @@ def get_product(product_id: int) -> Any:
 
 
 @blp.route("/<int:product_id>", methods=["PATCH"])
+@blp.alt_response(409, description="`sku_taken`: another product has this sku.")
 @auth_required(blp, role="admin")
 @blp.etag
 @blp.arguments(ProductUpdateSchema(partial=True))

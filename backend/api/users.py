@@ -67,6 +67,7 @@ def get_user(user_id: int) -> Any:
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
+@blp.alt_response(409, description="`last_admin`: that would leave no active admin.")
 @auth_required(blp, role="admin")
 @blp.arguments(AdminUserUpdateSchema)
 @blp.response(200, UserSchema)
