@@ -72,6 +72,9 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
         event = stream.next_event()
         assert event is not None
         assert (event.event, event.json["sku"]) == ("product.created", "E2E")
+        copy = stream.next_event()  # admins get every product event on `admin` too
+        assert copy is not None
+        assert (copy.event, copy.json) == (event.event, event.json)
 
         script = (
             "from backend import create_app\n"
