@@ -15,6 +15,7 @@ MAX_PRICE = Decimal("9999999999.99")
 CENT = Decimal("0.01")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 ID = validate.Range(min=1, max=MAX_ID)  # an id a row can have
+MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer on PostgreSQL
 SORT_FIELDS = ("name", "price", "created_at")
 SORTS = [sort for name in SORT_FIELDS for sort in (name, f"-{name}")]  # "-": descending
 # The statuses an admin may move an order to: every one some status leads to.
@@ -106,8 +107,12 @@ class ProductSchema(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     price = money(required=True)
     currency = fields.String(load_default="USD", validate=CURRENCY)
-    stock = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    is_active = fields.Boolean(load_default=True)
+    stock = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0, max=MAX_STOCK)
+    )
+    is_active = fields.Boolean(
+        load_default=True, truthy={True}, falsy={False}
+    )  # JSON booleans only
     image_file_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)

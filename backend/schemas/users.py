@@ -114,4 +114,4 @@ class AdminUserUpdateSchema(Schema):
     """What an admin may change about a user."""
 
     role = fields.String(validate=validate.OneOf(["user", "admin"]))
-    is_active = fields.Boolean()
+    is_active = fields.Boolean(truthy={True}, falsy={False})  # JSON booleans only

@@ -230,7 +230,8 @@ def test_bad_rows_are_reported_and_valid_rows_still_imported(app: Flask, tmp_pat
         {"row": 5, "field": "sku", "message": "Missing data for required field."},
         {"row": 6, "field": "stock", "message": "Not a valid integer."},
         {"row": 7, "field": "stock", "message": "Not a valid integer."},
-        {"row": 8, "field": "stock", "message": "Must be greater than or equal to 0."},
+        {"row": 8, "field": "stock", "message": "Must be greater than or equal to 0 and less "
+         "than or equal to 2147483647."},
         {"row": 9, "field": "row", "message": "Expected 6 columns, got 5."},
         {"row": 10, "field": "row", "message": "Expected 6 columns, got 7."},
         {"row": 11, "field": "row", "message": "Malformed CSV: ',' expected after '\"'."},
