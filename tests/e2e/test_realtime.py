@@ -91,8 +91,10 @@ def test_events_from_a_request_a_job_and_the_cli_reach_subscribers(
             timeout=60,
         )
         event = stream.next_event(timeout=20)
+        while event is not None and event.event != "notification.created":
+            event = stream.next_event(timeout=20)  # e.g. an admin copy of a product event
         assert event is not None
-        assert (event.event, event.json["title"]) == ("notification.created", "From a job")
+        assert event.json["title"] == "From a job"
 
         subprocess.run(
             [str(procs.BIN / "flask"), "--app", "wsgi", "publish-event", "admin", "maintenance",
