@@ -203,6 +203,9 @@ def test_a_batch_failing_midway_is_rolled_back_whole(
     assert calls == [(150, 300, "imported 150 rows")]
 
 
+STOCK_RANGE = "Must be greater than or equal to 0 and less than or equal to 2147483647."
+
+
 def test_bad_rows_are_reported_and_valid_rows_still_imported(app: Flask, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path,
@@ -230,8 +233,7 @@ def test_bad_rows_are_reported_and_valid_rows_still_imported(app: Flask, tmp_pat
         {"row": 5, "field": "sku", "message": "Missing data for required field."},
         {"row": 6, "field": "stock", "message": "Not a valid integer."},
         {"row": 7, "field": "stock", "message": "Not a valid integer."},
-        {"row": 8, "field": "stock", "message": "Must be greater than or equal to 0 and less "
-         "than or equal to 2147483647."},
+        {"row": 8, "field": "stock", "message": STOCK_RANGE},
         {"row": 9, "field": "row", "message": "Expected 6 columns, got 5."},
         {"row": 10, "field": "row", "message": "Expected 6 columns, got 7."},
         {"row": 11, "field": "row", "message": "Malformed CSV: ',' expected after '\"'."},
