@@ -60,7 +60,7 @@ def list_files(pagination_parameters: PaginationParameters) -> Any:
 @blp.route("/<int:file_id>")
 @blp.response(200, FileSchema)
 def get_file(file_id: int) -> Any:
-    """Return a file's metadata: own files (admins: all); product images are public."""
+    """Return a file's metadata: own files (admins: all); an active product's image is public."""
     return files.get_file(viewer=optional_caller(), file_id=file_id)
 
 

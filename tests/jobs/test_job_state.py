@@ -17,18 +17,11 @@ from backend.services import job_tracking as jobs
 from backend.services.job_tracking import JobRef, JobRun
 from backend.services.job_tracking.state import DIRTY_KEY, overlay
 from jobs.worker import SimpleWorker, shared_connection
-from tests.support.accounts import login, make_user
 from tests.support.helpers import json_body, stream_events
 
 COUNT_TO = "tests.support.sample_jobs.count_to"
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def ada(client: FlaskClient) -> dict[str, Any]:
-    user = make_user("ada@example.test")
-    return {"user": user, "headers": login(client, "ada@example.test").headers}
 
 
 class JobTable:

@@ -26,12 +26,6 @@ EXPLODE = "tests.support.sample_jobs.explode"
 API = "/api/v1"
 
 
-@pytest.fixture
-def ada(client: FlaskClient) -> dict[str, Any]:
-    user = make_user("ada@example.test")
-    return {"user": user, "headers": login(client, "ada@example.test").headers}
-
-
 class DiesBeforeRecording(rq.SimpleWorker):
     """A worker that records starts and leaves successes to itself, then never records them."""
 
