@@ -40,6 +40,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -58,6 +68,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
         "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'app.db'}",
         "DATABASE_POOL_SIZE": _int(env, "DATABASE_POOL_SIZE", 20),
+        "DATABASE_POOL_TRUST_SECONDS": _float(env, "DATABASE_POOL_TRUST_SECONDS", 1.0),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,10 +34,17 @@ SQLITE_PRAGMAS = {
 POSTGRES_SCHEMES = ("postgres", "postgresql")
 
 
-def database_from_url(url: str, *, pooled: bool = False, pool_size: int = 20) -> Database:
+def database_from_url(
+    url: str,
+    *,
+    pooled: bool = False,
+    pool_size: int = 20,
+    postgres_pool: type[PooledPostgresqlDatabase] = PooledPostgresqlDatabase,
+) -> Database:
     """Build an unconnected database for `url` (`sqlite:///...` or `postgresql://...`).
 
-    Raises `ValueError` for any other scheme.
+    A pooled PostgreSQL database is a `postgres_pool` (the optimisation layer
+    passes a subclass). Raises `ValueError` for any other scheme.
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
@@ -59,7 +65,7 @@ def database_from_url(url: str, *, pooled: bool = False, pool_size: int = 20) ->
         name = params.pop("database")
         params.setdefault("connect_timeout", 5)
         if pooled:
-            return PooledPostgresqlDatabase(
+            return postgres_pool(
                 name, max_connections=pool_size, stale_timeout=300, timeout=10, **params
             )
         return PostgresqlDatabase(name, **params)
@@ -92,17 +98,17 @@ def lock_for_update(query: Any) -> Any:
     return query
 
 
-_rebuild: list[Callable[[], Database]] = []  # how `init_app` built the bound database
+_rebuild: list[functools.partial[Database]] = []  # how `bind` built the bound database
 _inherited: list[Database] = []  # a forked child's databases of its parent, never used again
 
 
-def bind(url: str, *, pooled: bool = False, pool_size: int = 20) -> Database:
-    """Bind `db` to a new database for `url` (see `database_from_url`) and return it.
+def bind(url: str, **options: Any) -> Database:
+    """Bind `db` to a new database for `url` (`options` as `database_from_url`'s); return it.
 
     A process forked after this (a gunicorn worker, an RQ work horse) rebinds
     `db` to a fresh database of its own (`rebind_in_child`).
     """
-    build = functools.partial(database_from_url, url, pooled=pooled, pool_size=pool_size)
+    build = functools.partial(database_from_url, url, **options)
     database = build()
     db.initialize(database)
     _rebuild[:] = [build]
@@ -125,6 +131,18 @@ def rebind_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=rebind_in_child)
+
+
+def rebind_with(**options: Any) -> Database:
+    """Bind `db` again as the last `bind` did, with `options` changed; return it.
+
+    For app setup, before any connection is open (the old database is dropped
+    unclosed). Raises `RuntimeError` when nothing was bound yet.
+    """
+    if not _rebuild:
+        raise RuntimeError("rebind_with() needs bind() first")
+    build = _rebuild[0]
+    return bind(*build.args, **{**build.keywords, **options})
 
 
 def _close_connection(_exc: BaseException | None) -> None:

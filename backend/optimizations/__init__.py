@@ -14,6 +14,8 @@ development). Each module says what it speeds up, the benchmark row in
 - `authenticated`: Bearer requests verified once per process (PyJWT with the
   library's settings), the session still checked in Redis on every request,
   and `GET /orders/{id}` read with one prepared query;
+- `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
+  they were returned under a second ago;
 - `gc_freeze`: the loaded app kept out of full GC collections (called from
   `backend.gunicorn_conf.post_worker_init`, not from here).
 """
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.optimizations import authenticated, catalog_cache, replay
+from backend.optimizations import authenticated, catalog_cache, pool, replay
 
 
 def init_app(app: Flask) -> None:
     """Install every optimisation when `app.config["OPTIMIZATIONS"]` is true."""
     if not app.config.get("OPTIMIZATIONS"):
         return
+    pool.init_app(app)
     catalog = catalog_cache.init_app(app)
     authenticated.init_app(app)
     replay.init_app(app, catalog)  # last: it stands in for the request hooks installed so far
