@@ -17,6 +17,7 @@ from flet_backend_client.errors import (
     AuthError,
     ConflictError,
     ConnectionFailed,
+    ExpiredError,
     FletBackendError,
     ForbiddenError,
     InsufficientStockError,
@@ -38,8 +39,10 @@ from flet_backend_client.models import (
     Page,
     Product,
     Rendition,
+    UploadUrl,
     User,
 )
+from flet_backend_client.signin import Identity, PendingSignIn, Provider
 from flet_backend_client.sync import Client, SyncEventStream
 from flet_backend_client.tokens import MemoryTokenStore, Tokens, TokenStore
 
@@ -52,8 +55,10 @@ __all__ = [
     "ConnectionFailed",
     "Event",
     "EventStream",
+    "ExpiredError",
     "FileInfo",
     "FletBackendError",
+    "Identity",
     "ForbiddenError",
     "InsufficientStockError",
     "Job",
@@ -64,14 +69,17 @@ __all__ = [
     "Order",
     "OrderLine",
     "Page",
+    "PendingSignIn",
     "PreconditionFailedError",
     "Product",
+    "Provider",
     "Rendition",
     "RateLimitedError",
     "ServiceUnavailableError",
     "SyncEventStream",
     "TokenStore",
     "Tokens",
+    "UploadUrl",
     "User",
     "ValidationError",
 ]

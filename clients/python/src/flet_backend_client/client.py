@@ -14,6 +14,7 @@ from flet_backend_client.errors import ApiError, AuthError
 from flet_backend_client.jobs_files import JobsAndFiles
 from flet_backend_client.models import Notification, Order, Page, Product, User
 from flet_backend_client.session import Session
+from flet_backend_client.signin import ProviderSignIn
 from flet_backend_client.tokens import Tokens, TokenStore
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def _price(value: Price | None) -> str | None:
     return None if value is None else str(value)
 
 
-class AsyncClient(JobsAndFiles):
+class AsyncClient(JobsAndFiles, ProviderSignIn):
     """Async client of the flet-backend API.
 
     Args:

@@ -85,6 +85,10 @@ class RateLimitedError(ApiError):
     """429: too many requests; wait `retry_after` seconds."""
 
 
+class ExpiredError(ApiError):
+    """410: what was asked for is gone (a finished or expired sign-in, a spent upload URL)."""
+
+
 class ServiceUnavailableError(ApiError):
     """503: the database or Redis is unreachable; retry later."""
 
@@ -99,6 +103,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
     409: ConflictError,
     412: PreconditionFailedError,
     422: ValidationError,
+    410: ExpiredError,
     428: PreconditionFailedError,
     429: RateLimitedError,
     503: ServiceUnavailableError,

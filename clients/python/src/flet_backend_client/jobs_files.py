@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from flet_backend_client.errors import FletBackendError
+from flet_backend_client.errors import FletBackendError, error_from_response
 from flet_backend_client.events import EventStream
-from flet_backend_client.models import FileInfo, Job, Page
+from flet_backend_client.models import FileInfo, Job, Page, UploadUrl
 from flet_backend_client.session import Session
-from flet_backend_client.uploads import MultipartFile, ProgressCallback, Source
+from flet_backend_client.uploads import (
+    MultipartFile,
+    ProgressCallback,
+    Source,
+    raw_body,
+    source_size,
+)
 
 JobCallback = Callable[[Job], None]
 
@@ -140,6 +147,67 @@ class JobsAndFiles:
             "POST", "/files", headers=upload.headers, body=lambda: upload.body(on_progress)
         )
         return FileInfo.from_json(response.json(), self._session.base_url)
+
+    async def upload_url(
+        self,
+        filename: str,
+        *,
+        content_type: str | None = None,
+        size: int | None = None,
+        purpose: str | None = None,
+    ) -> UploadUrl:
+        """Ask for a signed, single-use URL to PUT one file to (Flet's `FilePicker.upload`).
+
+        The URL needs no token and no headers: hand it to
+        `ft.FilePickerUploadFile(name, upload_url=url.upload_url, method="PUT")`.
+        It expires at `expires_at` and takes at most `max_bytes`.
+        """
+        payload: dict[str, object] = {"filename": filename}
+        optional = {"content_type": content_type, "size": size, "purpose": purpose}
+        payload.update({k: v for k, v in optional.items() if v is not None})
+        body = await self._session.json("POST", "/files/upload-urls", json=payload)
+        return UploadUrl.from_json(body)
+
+    async def import_upload_url(self) -> UploadUrl:
+        """Ask for an upload URL whose PUT (a CSV) starts a catalog import (admin)."""
+        return UploadUrl.from_json(await self._session.json("POST", "/products/import/upload-url"))
+
+    async def put_to_upload_url(
+        self, target: UploadUrl, source: Source, on_progress: ProgressCallback | None = None
+    ) -> dict[str, object]:
+        """PUT `source` to an upload URL, raw and without credentials, as Flet does.
+
+        Returns the server's JSON: the stored file, or (for an import URL) the job.
+        """
+        response = await self._session.http.request(
+            target.method, target.upload_url, content=raw_body(source, on_progress),
+            headers={"Content-Length": str(source_size(source))},
+        )  # fmt: skip
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
+    async def upload_file_via_url(
+        self,
+        source: Source,
+        *,
+        filename: str | None = None,
+        purpose: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> FileInfo:
+        """Upload a file through an upload URL (no multipart): ask for one, then PUT the bytes."""
+        name = filename or (Path(source).name if not isinstance(source, bytes) else "upload.bin")
+        target = await self.upload_url(name, size=source_size(source), purpose=purpose)
+        body = await self.put_to_upload_url(target, source, on_progress)
+        return FileInfo.from_json(body, self._session.base_url)
+
+    async def import_products_via_url(
+        self, csv: Source, on_progress: ProgressCallback | None = None
+    ) -> Job:
+        """Start a catalog import (admin) by PUTting the CSV to an import upload URL."""
+        target = await self.import_upload_url()
+        return Job.from_json(await self.put_to_upload_url(target, csv, on_progress))
 
     async def get_file(self, file_id: int) -> FileInfo:
         """Return a file's metadata."""

@@ -403,3 +403,23 @@ class Page(Generic[T]):
             page_size=page_size,
             total_pages=int(pages),
         )
+
+
+@dataclass(frozen=True)
+class UploadUrl:
+    """Where to PUT one file's raw bytes, without credentials, until `expires_at`."""
+
+    upload_url: str
+    method: str
+    expires_at: datetime | None
+    max_bytes: int
+
+    @classmethod
+    def from_json(cls, data: JSON) -> UploadUrl:
+        """Build from the API's JSON."""
+        return cls(
+            upload_url=str(data["upload_url"]),
+            method=str(data.get("method") or "PUT"),
+            expires_at=_dt(data.get("expires_at")),
+            max_bytes=int(data.get("max_bytes") or 0),
+        )

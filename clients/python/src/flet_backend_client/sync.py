@@ -18,6 +18,7 @@ from flet_backend_client.models import (
     Order,
     Page,
     Product,
+    UploadUrl,
     User,
 )
 from flet_backend_client.tokens import Tokens, TokenStore
@@ -143,6 +144,24 @@ class Client:
     def logout(self, everywhere: bool = False) -> None:
         """Sign out."""
         self._run(lambda: self.aio.logout(everywhere))
+
+    def login_with_provider(
+        self, provider: str, access_token: str, device_name: str | None = None
+    ) -> User:
+        """Sign in with a provider's access token (see `AsyncClient.login_with_provider`)."""
+        return self._run(lambda: self.aio.login_with_provider(provider, access_token, device_name))
+
+    def sign_in_with_provider(self, provider: str, open_url: Callable[[str], Any]) -> User:
+        """Run a backend-run provider sign-in (see `AsyncClient.sign_in_with_provider`)."""
+        return self._run(lambda: self.aio.sign_in_with_provider(provider, open_url))
+
+    def upload_url(self, filename: str, **options: Any) -> UploadUrl:
+        """Ask for a single-use upload URL (see `AsyncClient.upload_url`)."""
+        return self._run(lambda: self.aio.upload_url(filename, **options))
+
+    def upload_file_via_url(self, source: Source, **options: Any) -> FileInfo:
+        """Upload a file through an upload URL (see `AsyncClient.upload_file_via_url`)."""
+        return self._run(lambda: self.aio.upload_file_via_url(source, **options))
 
     def me(self) -> User:
         """Return the signed-in user."""

@@ -1,4 +1,4 @@
-"""Streamed multipart uploads with progress, from a path or from bytes."""
+"""Streamed uploads with progress, from a path or from bytes: multipart, or a raw body."""
 
 from __future__ import annotations
 
@@ -118,3 +118,33 @@ class MultipartFile:
             finally:
                 handle.close()
         yield self.tail
+
+
+def source_size(source: Source) -> int:
+    """The size in bytes of a path's file or of the bytes themselves."""
+    return len(source) if isinstance(source, bytes) else os.path.getsize(source)
+
+
+async def raw_body(
+    source: Source, on_progress: ProgressCallback | None = None, chunk_size: int = CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """The bytes of `source` in chunks (for a PUT to an upload URL), reporting progress."""
+    total = source_size(source)
+    sent = 0
+    if isinstance(source, bytes):
+        chunks: list[bytes] = [source[i : i + chunk_size] for i in range(0, total, chunk_size)]
+        for chunk in chunks:
+            yield chunk
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(sent, total)
+        return
+    handle = await asyncio.to_thread(open, source, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, chunk_size):
+            yield chunk
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(sent, total)
+    finally:
+        handle.close()
