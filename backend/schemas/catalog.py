@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from backend.models import ORDER_STATUSES, ORDER_TRANSITIONS
 from backend.models.fields import MAX_ID
+from backend.schemas.fields import JsonBoolean
 
 MAX_PRICE = Decimal("9999999999.99")
 CENT = Decimal("0.01")
@@ -110,9 +111,7 @@ class ProductSchema(Schema):
     stock = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0, max=MAX_STOCK)
     )
-    is_active = fields.Boolean(
-        load_default=True, truthy={True}, falsy={False}
-    )  # JSON booleans only
+    is_active = JsonBoolean(load_default=True)
     image_file_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ID)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from backend.models.user import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from backend.schemas.fields import JsonBoolean
 
 EMAIL = fields.Email(required=True, validate=validate.Length(max=254))
 PASSWORD = fields.String(required=True, validate=validate.Length(min=1, max=256))
@@ -114,4 +115,4 @@ class AdminUserUpdateSchema(Schema):
     """What an admin may change about a user."""
 
     role = fields.String(validate=validate.OneOf(["user", "admin"]))
-    is_active = fields.Boolean(truthy={True}, falsy={False})  # JSON booleans only
+    is_active = JsonBoolean()

@@ -11,7 +11,7 @@ from werkzeug.test import TestResponse
 
 from backend.api.blueprint import MAX_PAGE
 from backend.api.parsing import MAX_JSON_DEPTH, loads_exact
-from backend.models import Product
+from backend.models import Product, User
 from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
 from tests.support.helpers import assert_error
@@ -141,3 +141,27 @@ def test_a_nul_in_a_form_field_is_a_400(client: FlaskClient, admin: dict[str, st
         f"{API}/files", data=data, headers=admin, content_type="multipart/form-data"
     )
     assert_error(response, 400, "bad_request")
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None])
+def test_is_active_takes_json_booleans_only(
+    client: FlaskClient, admin: dict[str, str], value: object
+) -> None:
+    # 1 == True in Python, so a `truthy={True}` set took 1 and 0 (the fuzzer's find).
+    target = make_user("someone@example.test")
+    product = make_product("BOOL-1")
+    user_change = client.patch(f"{API}/users/{target.id}", json={"is_active": value}, headers=admin)
+    assert_error(user_change, 422, "validation_error")
+    created = client.post(
+        f"{API}/products", headers=admin,
+        json={"sku": "BOOL-2", "name": "Flag", "price": "1.00", "is_active": value},
+    )  # fmt: skip
+    assert_error(created, 422, "validation_error")
+    etag = client.get(f"{API}/products/{product.id}", headers=admin).headers["ETag"]
+    product_change = client.patch(
+        f"{API}/products/{product.id}", json={"is_active": value},
+        headers={**admin, "If-Match": etag},
+    )  # fmt: skip
+    assert_error(product_change, 422, "validation_error")
+    assert User.get_by_id(target.id).is_active
+    assert Product.get_by_id(product.id).is_active
