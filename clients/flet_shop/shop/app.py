@@ -21,6 +21,7 @@ from shop.screens.notifications import NotificationsScreen
 from shop.screens.orders import OrdersScreen
 from shop.screens.products import ProductsScreen
 from shop.token_store import PrefsTokenStore
+from shop.uploads import PickerUploads
 
 log = logging.getLogger(__name__)
 SCREENS: dict[str, type[Screen]] = {
@@ -45,6 +46,7 @@ class Shop:
         self.screen: Screen | None = None
         self.live: Future[None] | None = None
         self.file_picker = ft.FilePicker()  # a service: one per session, kept referenced
+        self.uploads = PickerUploads(self.file_picker, client)
         self.nav = NavBar(self.open, self.sign_out)
         self.status = ft.Text()
         self.body = ft.Container(expand=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 from flet_backend_client import ApiError, InsufficientStockError
 
+from shop.uploads import UploadFailed
+
 
 def money(amount: Decimal, currency: str) -> str:
     """Format an amount with two places and its currency, e.g. `"12.50 USD"`."""
@@ -48,6 +50,8 @@ def error_message(exc: Exception) -> str:
     """One line for any error an API call raised."""
     if isinstance(exc, ApiError):
         return exc.message or exc.error
+    if isinstance(exc, UploadFailed):
+        return f"the file was not accepted ({exc})"
     return f"Cannot reach the server ({type(exc).__name__})."
 
 

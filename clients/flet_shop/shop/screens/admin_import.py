@@ -1,8 +1,10 @@
-"""Admin: import products from a CSV file, with live progress and the row errors."""
+"""Admin: import products from a CSV file, with live progress and the row errors.
+
+A chosen file goes to an import upload URL through Flet's `FilePicker.upload` (the bytes
+never pass through this process); pasted text is posted as before.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import flet as ft
 from flet_backend_client import Job
@@ -30,7 +32,7 @@ class ImportScreen(Screen):
 
     def build(self) -> ft.Control:
         """Return the picker, the text box, the progress bar and the result."""
-        self.picked: bytes | None = None
+        self.picked: ft.FilePickerFile | None = None
         self.picked_name = ft.Text("No file chosen: paste CSV text below or choose a file.")
         self.csv = ft.TextField(
             label="CSV content", multiline=True, min_lines=6, max_lines=12, hint_text=CSV_HEADER
@@ -49,38 +51,40 @@ class ImportScreen(Screen):
         )  # fmt: skip
 
     async def choose(self, _event: ft.Event[ft.Button]) -> None:
-        """Let the user pick a .csv file (its bytes are read on every platform, web included)."""
+        """Let the user pick a .csv file (sent by the picker itself: nothing is read here)."""
         files = await self.shop.file_picker.pick_files(
-            dialog_title="Choose a CSV file", allowed_extensions=["csv"], with_data=True,
+            dialog_title="Choose a CSV file", allowed_extensions=["csv"],
             file_type=ft.FilePickerFileType.CUSTOM,
         )  # fmt: skip
         if not files:
             return
-        chosen = files[0]
-        if chosen.bytes is None and chosen.path:  # a desktop picker may give a path only
-            self.picked = Path(chosen.path).read_bytes()
-        else:
-            self.picked = chosen.bytes
-        self.picked_name.value = f"Chosen: {chosen.name} ({chosen.size} bytes)"
+        self.picked = files[0]
+        self.picked_name.value = f"Chosen: {self.picked.name} ({self.picked.size} bytes)"
         self.shop.page.update()
 
-    def _content(self) -> bytes | None:
+    async def _start(self) -> Job | None:
+        """Start the import from the pasted text, else from the chosen file; None: neither."""
         text = (self.csv.value or "").strip()
         if text:
-            return (text + "\n").encode()
-        return self.picked
+            return await self.shop.client.import_products((text + "\n").encode())
+        if self.picked is None:
+            return None
+        target = await self.shop.client.import_upload_url()
+        sent = await self.shop.uploads.send(self.picked, target, self.show_upload)
+        return sent.job
 
     async def run_import(self, _event: ft.Event[ft.Button]) -> None:
         """Upload the CSV, then follow the job to its end."""
-        content = self._content()
-        if not content:
+        if not (self.csv.value or "").strip() and self.picked is None:
             self.shop.notify("Choose a CSV file or paste its content first.", error=True)
             return
         self.start.disabled = True
         self.result.controls = []
         self.show_progress(None)
         try:
-            job = await self.shop.client.import_products(content)
+            job = await self._start()
+            if job is None:
+                raise RuntimeError("the upload started no import")
             job = await self.shop.client.wait_for_job(job.id, on_progress=self.show_progress)
         except Exception as exc:  # ApiError (e.g. 422 invalid_csv), or the server is unreachable
             self.status.value = f"Import failed: {error_message(exc)}"
@@ -89,6 +93,14 @@ class ImportScreen(Screen):
             self.show_result(job)
         finally:
             self.start.disabled = False
+        self.shop.page.update()
+
+    def show_upload(self, fraction: float) -> None:
+        """Move the bar while the picker sends the file."""
+        self.bar.visible = True
+        self.bar.value = fraction
+        self.percent.value = f"Uploading {int(fraction * 100)}%"
+        self.status.value = "Uploading…"
         self.shop.page.update()
 
     def show_progress(self, job: Job | None) -> None:

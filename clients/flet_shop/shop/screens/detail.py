@@ -41,13 +41,55 @@ class ProductDetailScreen(Screen):
         self.add = ft.Button(
             "Add to cart", icon=ft.Icons.ADD_SHOPPING_CART, on_click=self.add_to_cart
         )
+        user = self.shop.user
+        self.upload_image = ft.OutlinedButton(
+            "Upload image", icon=ft.Icons.IMAGE, on_click=self.choose_image,
+            visible=user is not None and user.is_admin,
+        )  # fmt: skip
+        self.upload_bar = ft.ProgressBar(value=0, visible=False, width=480)
+        self.upload_text = ft.Text()
         self.show(self.product)
         return ft.Column(
             [ft.TextButton("Back to products", icon=ft.Icons.ARROW_BACK, on_click=self.back),
              self.name, self.image_box, self.meta, self.stock, self.description,
-             ft.Row([self.quantity, self.add])],
+             ft.Row([self.quantity, self.add]), self.upload_image, self.upload_bar,
+             self.upload_text],
             spacing=12, scroll=ft.ScrollMode.AUTO, expand=True,
         )  # fmt: skip
+
+    async def choose_image(self, _event: ft.Event[ft.OutlinedButton]) -> None:
+        """Admin: pick an image, send it with the picker to an upload URL, attach it."""
+        files = await self.shop.file_picker.pick_files(
+            dialog_title="Choose an image", file_type=ft.FilePickerFileType.IMAGE
+        )
+        if not files:
+            return
+        picked, client = files[0], self.shop.client
+        self.upload_image.disabled = True
+        self.show_upload(0.0)
+        try:
+            target = await client.upload_url(picked.name, size=picked.size, purpose="product_image")
+            sent = await self.shop.uploads.send(picked, target, self.show_upload)
+            if sent.file is None:
+                raise RuntimeError("the upload stored no file")
+            product = await client.update_product(self.product.id, image_file_id=sent.file.id)
+        except Exception as exc:  # refused (413/415), the picker failed, or the server
+            self.upload_text.value = f"Upload failed: {error_message(exc)}"
+        else:
+            self.upload_text.value = f"Image uploaded: {sent.file.filename}"
+            self.show(product)
+            self.shop.page.run_task(self._load_image)
+        finally:
+            self.upload_image.disabled = False
+            self.upload_bar.visible = False
+        self.shop.page.update()
+
+    def show_upload(self, fraction: float) -> None:
+        """Move the upload bar (0.0 to 1.0)."""
+        self.upload_bar.visible = True
+        self.upload_bar.value = fraction
+        self.upload_text.value = f"Uploading {int(fraction * 100)}%"
+        self.shop.page.update()
 
     def show(self, product: Product) -> None:
         """Display `product`."""

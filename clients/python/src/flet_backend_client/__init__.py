@@ -39,6 +39,7 @@ from flet_backend_client.models import (
     Page,
     Product,
     Rendition,
+    UploadStatus,
     UploadUrl,
     User,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "SyncEventStream",
     "TokenStore",
     "Tokens",
+    "UploadStatus",
     "UploadUrl",
     "User",
     "ValidationError",

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 from flet_backend_client.errors import FletBackendError, error_from_response
 from flet_backend_client.events import EventStream
-from flet_backend_client.models import FileInfo, Job, Page, UploadUrl
+from flet_backend_client.models import FileInfo, Job, Page, UploadStatus, UploadUrl
 from flet_backend_client.session import Session
 from flet_backend_client.uploads import (
     MultipartFile,
@@ -171,6 +171,28 @@ class JobsAndFiles:
     async def import_upload_url(self) -> UploadUrl:
         """Ask for an upload URL whose PUT (a CSV) starts a catalog import (admin)."""
         return UploadUrl.from_json(await self._session.json("POST", "/products/import/upload-url"))
+
+    async def upload_status(self, target: UploadUrl | str) -> UploadStatus:
+        """What became of an upload URL (`pending`, or `completed` with its file or job)."""
+        upload_id = target.upload_id if isinstance(target, UploadUrl) else target
+        path = f"/files/upload-urls/{quote(upload_id)}"
+        body = await self._session.json("GET", path, retries=2)
+        return UploadStatus.from_json(body, self._session.base_url)
+
+    async def wait_for_upload(
+        self, target: UploadUrl | str, timeout: float = 30.0, interval: float = 0.5
+    ) -> UploadStatus:
+        """Wait until an upload URL's PUT has completed (after `FilePicker.upload` is done).
+
+        Raises:
+            TimeoutError: Still pending after `timeout` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                status = await self.upload_status(target)
+                if status.status == "completed":
+                    return status
+                await asyncio.sleep(interval)
 
     async def put_to_upload_url(
         self, target: UploadUrl, source: Source, on_progress: ProgressCallback | None = None

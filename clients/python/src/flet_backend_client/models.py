@@ -413,6 +413,7 @@ class UploadUrl:
     method: str
     expires_at: datetime | None
     max_bytes: int
+    upload_id: str = ""
 
     @classmethod
     def from_json(cls, data: JSON) -> UploadUrl:
@@ -422,4 +423,31 @@ class UploadUrl:
             method=str(data.get("method") or "PUT"),
             expires_at=_dt(data.get("expires_at")),
             max_bytes=int(data.get("max_bytes") or 0),
+            upload_id=str(data.get("upload_id") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """What became of an upload URL: `pending` until its PUT stored the bytes.
+
+    Then `completed`, with the stored `file`, or for an import URL the `job` it started.
+    Flet's `FilePicker.upload` reports progress but not the server's answer: this is
+    how an app learns the new file's id.
+    """
+
+    upload_id: str
+    status: str
+    file: FileInfo | None = None
+    job: Job | None = None
+
+    @classmethod
+    def from_json(cls, data: JSON, base_url: str = "") -> UploadStatus:
+        """Build from the API's JSON."""
+        file, job = data.get("file"), data.get("job")
+        return cls(
+            upload_id=str(data.get("upload_id") or ""),
+            status=str(data.get("status") or "pending"),
+            file=FileInfo.from_json(file, base_url) if isinstance(file, Mapping) else None,
+            job=Job.from_json(job) if isinstance(job, Mapping) else None,
         )
