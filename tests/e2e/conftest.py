@@ -1,4 +1,8 @@
-"""Fixtures for the end-to-end tests: the Procfile's processes as production runs them."""
+"""Fixtures for the end-to-end tests: the Procfile's processes as production runs them.
+
+The browser tests' fixtures (`stack`, `shop_url`, `tab`, ...) live in
+`tests/support/flet_shop.py` and are made available here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.flet_shop import artifacts, shop_env, shop_url, stack, stack_env, tab
 from tests.support.processes import (
     Process,
     free_port,
@@ -30,3 +35,6 @@ def production_web(
         return base
 
     return start
+
+
+__all__ = ["artifacts", "production_web", "shop_env", "shop_url", "stack", "stack_env", "tab"]

@@ -261,6 +261,37 @@ class Tab:
             seen = "\n".join(f"{r.status} {r.url}" for r in self.responses[-30:])
             raise BrowserError(f"{exc}; responses seen:\n{seen}") from None
 
+    # --- file choosers -----------------------------------------------------------------
+
+    def intercept_file_choosers(self) -> None:
+        """Catch file dialogs instead of opening them (see `choose_files`)."""
+        self.send("Page.enable")
+        self.send("Page.setInterceptFileChooserDialog", enabled=True)
+
+    def choose_files(self, paths: list[Path], timeout: float = 30) -> None:
+        """Answer the next file dialog the page opens with `paths`.
+
+        Flutter's file picker clicks a hidden `<input type=file>`; with
+        `intercept_file_choosers()` on, Chromium reports it (`Page.fileChooserOpened`)
+        and the files are set on that input (`DOM.setFileInputFiles`), which fires its
+        `change` event as a user's choice would.
+        """
+
+        def opened() -> dict[str, Any] | None:
+            self.evaluate("0")  # a round trip, so that pending events are read
+            for event in list(self.events):
+                if event.get("method") == "Page.fileChooserOpened":
+                    self.events.remove(event)
+                    params: dict[str, Any] = event.get("params", {})
+                    return params
+            return None
+
+        chooser = poll(opened, timeout, "a file dialog")
+        self.send(
+            "DOM.setFileInputFiles",
+            files=[str(path) for path in paths], backendNodeId=chooser["backendNodeId"],
+        )  # fmt: skip
+
     # --- Flutter semantics -------------------------------------------------------------
 
     def enable_semantics(self, timeout: float = 60) -> None:
