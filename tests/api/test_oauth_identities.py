@@ -80,7 +80,8 @@ def test_a_provider_made_account_has_no_password_until_a_reset_sets_one(
             f"{API}/auth/login", json={"email": "new@example.test", "password": password or "x"}
         )
         assert response.status_code == 401
-    assert client.post(f"{API}/auth/password/forgot", json={"email": "new@example.test"}).status_code == 202
+    forgot = client.post(f"{API}/auth/password/forgot", json={"email": "new@example.test"})
+    assert forgot.status_code == 202
     run_worker()
     [message] = read_outbox(outbox)
     reset = {"token": token_from(message), "password": "a brand new password"}
@@ -107,9 +108,7 @@ def test_a_provider_without_an_email_cannot_make_an_account(
     assert (status, body["error"]) == (401, "invalid_provider_token")
 
 
-def test_list_link_and_unlink(
-    client: FlaskClient, stand_in: StandIn, user: dict[str, str]
-) -> None:
+def test_list_link_and_unlink(client: FlaskClient, stand_in: StandIn, user: dict[str, str]) -> None:
     assert client.get(f"{API}/users/me/identities", headers=user).get_json() == []
     token = stand_in.issue(Account("azure", "az-1", "work@example.test"))
     linked = client.post(
@@ -166,9 +165,7 @@ def test_linking_checks_the_token_like_sign_in(
     assert response.status_code == 404
 
 
-def test_the_last_sign_in_method_cannot_be_unlinked(
-    client: FlaskClient, stand_in: StandIn
-) -> None:
+def test_the_last_sign_in_method_cannot_be_unlinked(client: FlaskClient, stand_in: StandIn) -> None:
     status, body = exchange(client, stand_in, Account("github", "1", "new@example.test"))
     headers = {"Authorization": f"Bearer {body['access_token']}"}
     second = stand_in.issue(Account("google", "g", "new@example.test"))

@@ -203,7 +203,8 @@ class StandIn:
             code = secrets.token_urlsafe(12)
             self.codes[code] = (self.next_login, request.args["redirect_uri"])
             query = urlencode({"code": code, "state": request.args["state"]})
-            return Response("", 302, headers={"Location": f"{request.args['redirect_uri']}?{query}"})
+            location = f"{request.args['redirect_uri']}?{query}"
+            return Response("", 302, headers={"Location": location})
         if path in ("token", "access_token") and request.method == "POST":
             return self.token_endpoint(request)
         return Response("not found", 404)
