@@ -172,3 +172,24 @@ def test_the_exchange_is_rate_limited_per_ip(
         for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+def test_a_503_is_retried_with_backoff_then_given_up(
+    client: FlaskClient, stand_in: StandIn
+) -> None:
+    token = stand_in.issue(Account("github", "1", "g@example.test"))
+    stand_in.failures = 2
+    assert exchange(client, "github", token)[0] == 200  # the app check, retried twice
+    stand_in.calls.clear()
+    stand_in.failures = 10
+    status, body = exchange(client, "github", token)
+    assert (status, body["error"]) == (503, "provider_unavailable")
+    assert len(stand_in.calls) == 3  # one try and two retries
+
+
+def test_a_provider_answering_garbage_is_unavailable(
+    client: FlaskClient, stand_in: StandIn
+) -> None:
+    stand_in.tokens["t"] = Account("github", "", "g@example.test")
+    status, body = exchange(client, "github", "t")  # GitHub says the user has no id
+    assert (status, body["error"]) == (401, "invalid_provider_token")

@@ -7,7 +7,8 @@ issuer under `/oidc/<name>` (discovery, authorize, token, userinfo, jwks)
 plus Google's tokeninfo. Tokens are the ones it issued (`issue`): opaque for
 GitHub and Google, RS256 JWTs for Azure and Auth0. Switches: a token issued to
 another client id, an unverified email, `mode` "slow" (answers after
-`slow_seconds`) or "error" (500), and `stop()` (the port closed).
+`slow_seconds`) or "error" (500), `failures` (that many 503s first) and `stop()`
+(the port closed).
 
 The fixture `stand_in` starts one per test; `stand_in.settings()` points an
 app at it with every provider enabled.
@@ -64,6 +65,7 @@ class StandIn:
     base: str = ""
     mode: str = "ok"
     slow_seconds: float = 2.0
+    failures: int = 0  # answer this many requests with 503 first
     tokens: dict[str, Account] = field(default_factory=dict)
     codes: dict[str, tuple[Account, str]] = field(default_factory=dict)
     next_login: Account | None = None
@@ -120,6 +122,9 @@ class StandIn:
         self.calls.append(f"{request.method} {request.path}")
         if self.mode == "slow":
             time.sleep(self.slow_seconds)
+        if self.failures > 0:
+            self.failures -= 1
+            return Response("busy", 503)(environ, start_response)
         response = Response("boom", 500) if self.mode == "error" else self.route(request)
         return response(environ, start_response)
 
@@ -149,7 +154,8 @@ class StandIn:
             if account is None:
                 return as_json({"message": "Bad credentials"}, 401)
             if path == "api/user":
-                return as_json({"id": int(account.subject), "login": "grace", "name": account.name,
+                user_id = int(account.subject) if account.subject else None
+                return as_json({"id": user_id, "login": "grace", "name": account.name,
                                 "email": None})  # fmt: skip
             return as_json([{"email": "old@example.test", "primary": False, "verified": True},
                             {"email": account.email, "primary": True,
@@ -168,7 +174,7 @@ class StandIn:
         account = self.tokens.get(token or "")
         if account is None or account.provider != "github" or account.client_id != client_id:
             return as_json({"message": "Not Found"}, 404)
-        return as_json({"token": token, "user": {"id": int(account.subject)}})
+        return as_json({"token": token, "user": {"login": "grace"}})
 
     def tokeninfo(self, request: Request) -> Response:
         """Google's tokeninfo: who the token was issued to."""
