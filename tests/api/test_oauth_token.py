@@ -193,3 +193,23 @@ def test_a_provider_answering_garbage_is_unavailable(
     stand_in.tokens["t"] = Account("github", "", "g@example.test")
     status, body = exchange(client, "github", "t")  # GitHub says the user has no id
     assert (status, body["error"]) == (401, "invalid_provider_token")
+
+
+@pytest.mark.parametrize(
+    "claims", [{"exp": int(time.time()) - 60}, {"iss": "https://someone-else.example/"}]
+)
+def test_an_expired_or_foreign_auth0_token_is_refused(
+    client: FlaskClient, stand_in: StandIn, claims: dict
+) -> None:
+    token = stand_in.issue(Account("auth0", "1", "g@example.test"), claims=claims)
+    status, body = exchange(client, "auth0", token)
+    assert (status, body["error"]) == (401, "invalid_provider_token")
+
+
+def test_a_wrong_client_secret_of_ours_is_unavailable_not_the_users_fault(
+    make_app: Callable[..., Flask], stand_in: StandIn
+) -> None:
+    client = make_app(**stand_in.settings(OAUTH_GITHUB_CLIENT_SECRET="wrong")).test_client()
+    token = stand_in.issue(Account("github", "1", "g@example.test"))
+    status, body = exchange(client, "github", token)
+    assert (status, body["error"]) == (503, "provider_unavailable")

@@ -94,14 +94,20 @@ class StandIn:
             config[f"OAUTH_{provider.upper()}_ISSUER"] = self.issuer(provider)
         return {**config, **overrides}
 
-    def issue(self, account: Account, *, header: dict[str, Any] | None = None) -> str:
-        """Issue an access token for `account` (a signed JWT for Azure and Auth0)."""
+    def issue(
+        self,
+        account: Account,
+        *,
+        header: dict[str, Any] | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> str:
+        """Issue an access token for `account` (a signed JWT for Azure and Auth0, with `claims`)."""
         if account.provider in ("azure", "auth0"):
             claim = "appid" if account.provider == "azure" else "azp"
-            claims = {"iss": self.issuer(account.provider), "sub": account.subject,
-                      claim: account.client_id, "aud": "api", "exp": int(time.time()) + 600,
-                      "jti": secrets.token_hex(8)}  # fmt: skip
-            token = jwt.encode({"alg": "RS256", "kid": "k1", **(header or {})}, claims, self.key,
+            payload = {"iss": self.issuer(account.provider), "sub": account.subject,
+                       claim: account.client_id, "aud": "api", "exp": int(time.time()) + 600,
+                       "jti": secrets.token_hex(8), **(claims or {})}  # fmt: skip
+            token = jwt.encode({"alg": "RS256", "kid": "k1", **(header or {})}, payload, self.key,
                                registry=jws.JWSRegistry(strict_check_header=False))  # fmt: skip
         else:
             token = f"{account.provider}-{secrets.token_urlsafe(16)}"
