@@ -223,8 +223,13 @@ class StandIn:
 
     def token_endpoint(self, request: Request) -> Response:
         """Trade a code (once) for an access token, for our client id and secret only."""
-        form = request.form
-        if (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
+        form, auth = request.form, request.authorization
+        sent = (
+            (auth.username, auth.password)
+            if auth
+            else (form.get("client_id"), form.get("client_secret"))
+        )
+        if sent != (CLIENT_ID, CLIENT_SECRET):  # in the body (ours, Flet's) or as basic auth
             return as_json({"error": "invalid_client"}, 401)
         found = self.codes.pop(form.get("code", ""), None)
         if found is None or found[1] != form.get("redirect_uri"):
