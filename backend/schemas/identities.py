@@ -63,9 +63,12 @@ class StartedSchema(Schema):
 class CallbackQuerySchema(Schema):
     """What the provider adds to our callback URL."""
 
-    state = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    code = fields.String(validate=validate.Length(min=1, max=2000))
-    error = fields.String(validate=validate.Length(max=200))
+    # No upper bound on `code` and `error`: providers' codes vary in length (Azure's run to
+    # a kilobyte or more) and the front server's request-line limit bounds them anyway
+    # (gunicorn answers 414 beyond 8190 bytes, before the app sees the request).
+    state = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    code = fields.String(validate=validate.Length(min=1))
+    error = fields.String()
 
 
 class CompleteSchema(Schema):
