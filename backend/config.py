@@ -61,6 +61,42 @@ def _list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+OAUTH_PROVIDERS = ("GITHUB", "GOOGLE", "AZURE", "AUTH0")
+OAUTH_DEFAULTS = {
+    "OAUTH_GITHUB_API_URL": "https://api.github.com",
+    "OAUTH_GITHUB_AUTHORIZE_URL": "https://github.com/login/oauth/authorize",
+    "OAUTH_GITHUB_TOKEN_URL": "https://github.com/login/oauth/access_token",  # noqa: S105
+    "OAUTH_GOOGLE_ISSUER": "https://accounts.google.com",
+    "OAUTH_GOOGLE_TOKENINFO_URL": "https://oauth2.googleapis.com/tokeninfo",
+}
+
+
+def _oauth(env: Mapping[str, str]) -> dict[str, Any]:
+    """Provider sign-in: a provider is enabled when its `OAUTH_P_CLIENT_ID` is set."""
+    config: dict[str, Any] = {}
+    for provider in OAUTH_PROVIDERS:
+        parts = ("CLIENT_ID", "CLIENT_SECRET") + (() if provider == "GITHUB" else ("ISSUER",))
+        for part in parts:
+            name = f"OAUTH_{provider}_{part}"
+            config[name] = env.get(name) or OAUTH_DEFAULTS.get(name)
+    for name, default in OAUTH_DEFAULTS.items():
+        config[name] = env.get(name) or default
+    config["OAUTH_REDIRECT_URIS"] = _list(env.get("OAUTH_REDIRECT_URIS", ""))
+    config["OAUTH_PROVIDER_TIMEOUT_SECONDS"] = _float(env, "OAUTH_PROVIDER_TIMEOUT_SECONDS", 5.0)
+    config["OAUTH_HANDLE_TTL_SECONDS"] = _int(env, "OAUTH_HANDLE_TTL_SECONDS", 600)
+    return config
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "ENV": env.get("ENV", "development"),
@@ -85,6 +121,8 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "RATELIMIT_REGISTER_PER_IP": env.get("RATELIMIT_REGISTER_PER_IP", "20/hour"),
         "RATELIMIT_FORGOT_PER_IP": env.get("RATELIMIT_FORGOT_PER_IP", "10/hour"),
         "RATELIMIT_FORGOT_PER_EMAIL": env.get("RATELIMIT_FORGOT_PER_EMAIL", "3/hour"),
+        "RATELIMIT_OAUTH_PER_IP": env.get("RATELIMIT_OAUTH_PER_IP", "30/minute"),
+        "RATELIMIT_OAUTH_COMPLETE_PER_IP": env.get("RATELIMIT_OAUTH_COMPLETE_PER_IP", "120/minute"),
         "RATELIMIT_WRITES": env.get("RATELIMIT_WRITES", "300/minute"),
         "SSE_RETRY_MS": _int(env, "SSE_RETRY_MS", 3000),
         "SSE_HEARTBEAT_SECONDS": _int(env, "SSE_HEARTBEAT_SECONDS", 15),
@@ -112,6 +150,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),
+        **_oauth(env),
     }
 
 

@@ -73,6 +73,13 @@ class BusinessRuleViolation(Conflict):
     slug = "business_rule_violation"
 
 
+class Gone(DomainError):
+    """Existed once, but has expired or been used up (410), e.g. a sign-in handle."""
+
+    status_code = 410
+    slug = "gone"
+
+
 class PreconditionFailed(DomainError):
     """A conditional request's precondition no longer holds (412)."""
 
@@ -109,7 +116,7 @@ class RateLimited(DomainError):
 
 
 class ServiceUnavailable(DomainError):
-    """A dependency (database, Redis) is unreachable (503)."""
+    """A dependency (database, Redis, an identity provider) is unreachable (503)."""
 
     status_code = 503
     slug = "service_unavailable"

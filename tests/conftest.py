@@ -33,7 +33,12 @@ from tests.support.accounts import ADMIN_EMAIL, USER_EMAIL, login, make_user
 from tests.support.databases import TestDatabase, with_redis_db
 from tests.support.processes import redis_servers_started_here
 
-pytest_plugins = ["tests.support.processes", "tests.support.smtp", "pytester"]
+pytest_plugins = [
+    "tests.support.processes",
+    "tests.support.smtp",
+    "tests.support.oauth_provider",
+    "pytester",
+]
 
 TEST_REDIS_DB = 13
 

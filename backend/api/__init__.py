@@ -22,6 +22,7 @@ from backend.api import (
     files,
     jobs,
     notifications,
+    oauth,
     openapi,
     ops,
     orders,
@@ -36,6 +37,7 @@ API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
 API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     auth.blp,
+    oauth.blp,
     users.blp,
     products.blp,
     orders.blp,

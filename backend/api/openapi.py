@@ -10,7 +10,8 @@ operation, as an apispec plugin, so no view has to repeat it:
 - 403 on routes that need a token (a role, a channel one may not read);
 - 404 on routes with an id in the path;
 - 429 with `Retry-After` on writes (the rate limits);
-- the error shape for each 4xx a view declares itself (`alt_response(409, ...)`);
+- the error shape for each 4xx or 5xx a view declares itself (`alt_response(409, ...)`),
+  and `Retry-After` on its own 503s;
 - `X-Pagination` as what it is on the wire: a string holding JSON.
 """
 
@@ -51,16 +52,18 @@ class ErrorResponses(BasePlugin):
             return
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            declared = {str(status) for status in responses}  # a view's own are int keys
             for status, response in self._statuses(path, method, operation).items():
-                responses.setdefault(status, response)
+                if status not in declared:
+                    responses[status] = response
             for status, response in responses.items():
-                # A view's own `alt_response(409, description=...)`: an error, in the error shape.
-                if (
-                    str(status)[0] == "4"
-                    and isinstance(response, dict)
-                    and "content" not in response
-                ):
-                    response["content"] = ERROR_CONTENT
+                # A view's own `alt_response(409, description=...)`: an error, in the error
+                # shape; its own 503 (a provider down) says `Retry-After` like every 503.
+                if str(status)[0] not in "45" or not isinstance(response, dict):
+                    continue
+                response.setdefault("content", ERROR_CONTENT)
+                if str(status) == "503":
+                    response.setdefault("headers", {"Retry-After": RETRY_AFTER})
             for response in responses.values():
                 headers = response.get("headers", {}) if isinstance(response, dict) else {}
                 if "X-Pagination" in headers:

@@ -8,13 +8,14 @@ from flask_smorest.pagination import PaginationParameters
 
 from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, client_info, session_id
+from backend.schemas.identities import IdentitySchema, LinkSchema
 from backend.schemas.users import (
     AdminUserUpdateSchema,
     ChangePasswordSchema,
     ProfileUpdateSchema,
     UserSchema,
 )
-from backend.services import users
+from backend.services import identities, oauth, users
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Profiles and admin.")
 
@@ -43,6 +44,38 @@ def update_me(payload: dict[str, str]) -> Any:
 def change_password(payload: dict[str, str]) -> None:
     """Change the caller's password; every other session ends."""
     users.change_password(user=caller(), **payload, session_id=session_id(), client=client_info())
+
+
+@blp.route("/me/identities")
+@auth_required(blp)
+@blp.response(200, IdentitySchema(many=True))
+def list_identities() -> Any:
+    """List the provider accounts linked to the caller's account."""
+    return identities.list_for(caller())
+
+
+@blp.route("/me/identities/<provider>", methods=["POST"])
+@blp.alt_response(409, description="`identity_conflict`: it is linked to another account, "
+                  "or another account at this provider is linked to this one.")  # fmt: skip
+@blp.alt_response(503, description="`provider_unavailable`: the provider did not answer.")
+@auth_required(blp)
+@blp.arguments(LinkSchema)
+@blp.response(201, IdentitySchema)
+def link_identity(payload: dict[str, str], provider: str) -> Any:
+    """Link a provider account to the caller's, proved by its access token."""
+    return oauth.link_with_token(
+        user=caller(), provider=provider, access_token=payload["access_token"],
+        client=client_info(),
+    )  # fmt: skip
+
+
+@blp.route("/me/identities/<provider>", methods=["DELETE"])
+@blp.alt_response(409, description="`last_sign_in_method`: no password and no other identity.")
+@auth_required(blp)
+@blp.response(204)
+def unlink_identity(provider: str) -> None:
+    """Unlink the caller's account at a provider."""
+    identities.unlink(user=caller(), provider=provider, client=client_info())
 
 
 @blp.route("")

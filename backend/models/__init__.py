@@ -12,12 +12,15 @@ from backend.models.catalog import (
     Product,
 )
 from backend.models.files import FILE_PURPOSES, RENDITIONS, File
+from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
 
 __all__ = [
     "FILE_PURPOSES",
     "File",
+    "Identity",
+    "PROVIDERS",
     "JOB_STATUSES",
     "ORDER_STATUSES",
     "RENDITIONS",

@@ -72,9 +72,12 @@ def login(*, email: str, password: str, device_name: str, client: ClientInfo) ->
     """Check the credentials, open a device session and return its tokens.
 
     Raises `Unauthorized` (`invalid_credentials`) for an unknown email, a wrong
-    password or a deactivated account, taking the same time in each case.
+    password, an account without a password or a deactivated account, taking
+    the same time in each case.
     """
     user = find_user(email)
+    # An account made through a provider has no password (an empty hash): it
+    # burns the same time as an unknown email and fails.
     verified = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not verified or not user.is_active:
         audit.record("auth.login_failed", client=client, actor=user, data={"email": email[:254]})
@@ -213,6 +216,11 @@ def _end_session(
     with db.atomic():
         sessions.revoke_where(AuthSession.id == session_id, reason=reason)
         audit.record(action, client=client, actor=user, target_type="session", target_id=session_id)
+
+
+def send_verification_mail(user: User) -> None:
+    """Mail `user` a link that verifies the address (after the transaction commits)."""
+    _send_token_mail(user, tokens.EMAIL_VERIFY, "verify_email")
 
 
 def _send_token_mail(user: User, purpose: str, template: str) -> None:

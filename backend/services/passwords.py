@@ -22,8 +22,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Return whether `password` matches; with no hash, burn the same time and fail."""
-    if password_hash is None:
+    """Return whether `password` matches; with no hash (None, empty), burn the time and fail."""
+    if not password_hash:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
         return False
