@@ -73,6 +73,13 @@ class BusinessRuleViolation(Conflict):
     slug = "business_rule_violation"
 
 
+class Gone(DomainError):
+    """Existed once, and is no more: an expired link or URL (410)."""
+
+    status_code = 410
+    slug = "gone"
+
+
 class PreconditionFailed(DomainError):
     """A conditional request's precondition no longer holds (412)."""
 
