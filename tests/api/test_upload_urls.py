@@ -106,7 +106,7 @@ def test_an_image_put_with_no_headers_is_stored_like_post_files(
     )  # fmt: skip
     assert (body["width"], body["height"], body["purpose"]) == (800, 600, "upload")
     record = File.get_by_id(body["id"])
-    assert record.owner.email == USER_EMAIL
+    assert User.get_by_id(record.owner_id).email == USER_EMAIL
     job = Job.get(Job.id == body["rendition_job_id"])
     assert job.kind == "files.renditions"
     run_worker()
