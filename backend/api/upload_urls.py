@@ -80,7 +80,7 @@ def create_file_upload_url(payload: dict[str, Any]) -> Any:
     return _made(made, "upload_urls.put_file")
 
 
-@blp.route("/files/uploads/<token>", methods=["PUT"])
+@blp.route("/files/uploads/<string(maxlength=4096):token>", methods=["PUT"])
 @_documented_errors({**TOKEN_ERRORS, **FILE_ERRORS})
 @blp.doc(requestBody=RAW_BODY)
 @blp.response(201, FileSchema)
@@ -110,7 +110,7 @@ def create_import_upload_url(payload: dict[str, Any]) -> Any:
     return _made(made, "upload_urls.put_import")
 
 
-@blp.route("/products/import/uploads/<token>", methods=["PUT"])
+@blp.route("/products/import/uploads/<string(maxlength=4096):token>", methods=["PUT"])
 @_documented_errors({**TOKEN_ERRORS, 422: "`invalid_csv`: empty, not UTF-8, wrong header."})
 @blp.doc(requestBody=RAW_BODY)
 @blp.response(202, JobSchema)
