@@ -25,19 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-import peewee
-import structlog
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from backend.errors import Conflict, Forbidden, Gone, PayloadTooLarge
+from backend.errors import Conflict, DomainError, Forbidden, Gone, PayloadTooLarge
 from backend.models import File, Job, OneTimeToken, User, utcnow
 from backend.services import files, product_import, sessions
 from backend.services.access import require_role
 from backend.services.media import safe_filename
 from backend.spool import spool
-
-log = structlog.get_logger(__name__)
 
 FILE = "file"
 IMPORT = "import"
@@ -128,7 +124,8 @@ def verify(*, token: str, kind: str) -> Grant:
         raise Forbidden("This upload URL is not valid.", error="invalid_upload_url") from exc
     if time.time() >= claims["e"]:
         raise Gone("This upload URL has expired; ask for a new one.", error="expired")
-    _check_unspent(_digest(claims["j"]))
+    if (refused := _refusal(_digest(claims["j"]))) is not None:
+        raise refused
     user = User.get_or_none(User.id == claims["u"])
     if user is None or not user.is_active:
         raise Forbidden("The account this upload URL was made for is deactivated.")
@@ -138,17 +135,19 @@ def verify(*, token: str, kind: str) -> Grant:
                  filename=claims["n"], content_type=claims["t"], max_bytes=claims["m"])  # fmt: skip
 
 
-def _check_unspent(digest: str) -> None:
+def _refusal(digest: str) -> DomainError | None:
+    """Say why the URL with this id cannot be claimed now, if it cannot."""
     record = OneTimeToken.get_or_none(OneTimeToken.token_hash == digest)
     if record is None:
-        raise Forbidden("This upload URL is not valid.", error="invalid_upload_url")
+        return Forbidden("This upload URL is not valid.", error="invalid_upload_url")
     if record.used_at is not None:
-        raise Conflict(
+        return Conflict(
             "This upload URL was already used (or an upload to it is under way).",
             error="upload_url_used",
         )
     if record.expires_at <= utcnow():
-        raise Gone("This upload URL has expired; ask for a new one.", error="expired")
+        return Gone("This upload URL has expired; ask for a new one.", error="expired")
+    return None
 
 
 @contextlib.contextmanager
@@ -162,20 +161,17 @@ def _claimed(grant: Grant) -> Iterator[None]:
         & (OneTimeToken.expires_at > now)
     )
     if OneTimeToken.update(used_at=now, updated_at=now).where(unspent).execute() != 1:
-        _check_unspent(digest)  # lost a race: says why
+        # Lost a race since `verify` (another upload, the expiry): say which.
+        raise _refusal(digest) or Conflict(
+            "This upload URL was just used.", error="upload_url_used"
+        )
     try:
         yield
     except BaseException:
-        _release(digest, claimed_at=now)
-        raise
-
-
-def _release(digest: str, *, claimed_at: datetime) -> None:
-    ours = (OneTimeToken.token_hash == digest) & (OneTimeToken.used_at == claimed_at)
-    try:
+        # Give the claim back (if the database is down too, the URL stays spent).
+        ours = (OneTimeToken.token_hash == digest) & (OneTimeToken.used_at == now)
         OneTimeToken.update(used_at=None, updated_at=utcnow()).where(ours).execute()
-    except peewee.PeeweeException as exc:  # the URL stays spent; a new one can be asked for
-        log.warning("upload_url_release_failed", error=str(exc))
+        raise
 
 
 class _Bounded:
