@@ -22,7 +22,7 @@ from backend.schemas.upload_urls import (
     UploadUrlSchema,
 )
 from backend.services import upload_urls
-from backend.services.upload_urls import FILE, IMPORT, UploadUrl
+from backend.services.upload_urls import FILE, IMPORT, TOKEN_MAX_CHARS, MadeUrl
 
 blp = Blueprint(
     "upload_urls", __name__, url_prefix="",
@@ -49,7 +49,7 @@ FILE_ERRORS = {
 }
 
 
-def _made(made: UploadUrl, endpoint: str) -> tuple[dict[str, Any], int]:
+def _made(made: MadeUrl, endpoint: str) -> tuple[dict[str, Any], int]:
     url = url_for(endpoint, token=made.token, _external=True)
     return {"upload_url": url, "method": made.method, "expires_at": made.expires_at,
             "max_bytes": made.max_bytes}, 201  # fmt: skip
@@ -80,7 +80,7 @@ def create_file_upload_url(payload: dict[str, Any]) -> Any:
     return _made(made, "upload_urls.put_file")
 
 
-@blp.route("/files/uploads/<string(maxlength=4096):token>", methods=["PUT"])
+@blp.route(f"/files/uploads/<string(maxlength={TOKEN_MAX_CHARS}):token>", methods=["PUT"])
 @_documented_errors({**TOKEN_ERRORS, **FILE_ERRORS})
 @blp.doc(requestBody=RAW_BODY)
 @blp.response(201, FileSchema)
@@ -110,7 +110,7 @@ def create_import_upload_url(payload: dict[str, Any]) -> Any:
     return _made(made, "upload_urls.put_import")
 
 
-@blp.route("/products/import/uploads/<string(maxlength=4096):token>", methods=["PUT"])
+@blp.route(f"/products/import/uploads/<string(maxlength={TOKEN_MAX_CHARS}):token>", methods=["PUT"])
 @_documented_errors({**TOKEN_ERRORS, 422: "`invalid_csv`: empty, not UTF-8, wrong header."})
 @blp.doc(requestBody=RAW_BODY)
 @blp.response(202, JobSchema)

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from backend.models import File, Job, OneTimeToken, Product, User
+from backend.models import File, Job, Product, UploadUrl, User
 from tests.support.accounts import USER_EMAIL
 from tests.support.files import API, image_bytes
 from tests.support.helpers import assert_error, json_body
@@ -167,7 +167,7 @@ def test_a_tampered_or_made_up_token_is_403(
 
 def test_an_unknown_token_id_is_403(client: FlaskClient, user: dict[str, str]) -> None:
     url = file_url(client, user)
-    OneTimeToken.delete().execute()  # purged (or never stored)
+    UploadUrl.delete().execute()  # purged (or never stored)
     assert_error(put(client, url, CSV), 403, "invalid_upload_url")
 
 
@@ -203,7 +203,7 @@ def test_asking_for_more_than_files_max_bytes_is_413_upfront(
     )  # fmt: skip
     body = assert_error(response, 413, "payload_too_large")
     assert "size" in body["errors"]["json"]
-    assert OneTimeToken.select().count() == 0
+    assert UploadUrl.select().count() == 0
 
 
 def test_a_url_needs_a_token_and_a_filename(client: FlaskClient, user: dict[str, str]) -> None:
@@ -261,7 +261,7 @@ def test_a_url_being_used_cannot_be_used_again_meanwhile(
     client: FlaskClient, user: dict[str, str]
 ) -> None:
     url = file_url(client, user)
-    OneTimeToken.update(used_at=OneTimeToken.created_at).execute()  # an upload under way
+    UploadUrl.update(used_at=UploadUrl.created_at).execute()  # an upload under way
     assert_error(put(client, url, CSV), 409, "upload_url_used")
 
 

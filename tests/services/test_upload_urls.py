@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from backend.errors import Conflict, Gone
-from backend.models import AuthSession, File, OneTimeToken, User, utcnow
+from backend.models import AuthSession, File, UploadUrl, User, utcnow
 from backend.services import upload_urls
 from backend.services.upload_urls import FILE
 
@@ -16,7 +16,7 @@ CSV = b"sku,name\nA-1,Tea\n"
 
 
 @pytest.fixture
-def grant(app: Flask, user: dict[str, str]) -> upload_urls.Grant:
+def grant(app: Flask, user: dict[str, str]) -> UploadUrl:
     session = AuthSession.get()
     made = upload_urls.issue(
         user=User.get_by_id(session.user_id), session_id=session.id, kind=FILE,
@@ -25,23 +25,23 @@ def grant(app: Flask, user: dict[str, str]) -> upload_urls.Grant:
     return upload_urls.verify(token=made.token, kind=FILE)
 
 
-def test_an_upload_that_lost_the_race_since_verify_is_409(grant: upload_urls.Grant) -> None:
-    OneTimeToken.update(used_at=utcnow()).execute()  # another PUT claimed it meanwhile
+def test_an_upload_that_lost_the_race_since_verify_is_409(grant: UploadUrl) -> None:
+    UploadUrl.update(used_at=utcnow()).execute()  # another PUT claimed it meanwhile
     with pytest.raises(Conflict) as refused:
         upload_urls.receive_file(grant=grant, stream=io.BytesIO(CSV))
     assert refused.value.error == "upload_url_used"
     assert File.select().count() == 0
 
 
-def test_a_url_that_expired_since_verify_is_410(grant: upload_urls.Grant) -> None:
-    OneTimeToken.update(expires_at=utcnow()).execute()
+def test_a_url_that_expired_since_verify_is_410(grant: UploadUrl) -> None:
+    UploadUrl.update(expires_at=utcnow()).execute()
     with pytest.raises(Gone):
         upload_urls.receive_file(grant=grant, stream=io.BytesIO(CSV))
 
 
-def test_a_failed_upload_gives_the_claim_back(grant: upload_urls.Grant) -> None:
+def test_a_failed_upload_gives_the_claim_back(grant: UploadUrl) -> None:
     with pytest.raises(Exception, match="empty"):
         upload_urls.receive_file(grant=grant, stream=io.BytesIO(b""))
-    assert OneTimeToken.get().used_at is None
+    assert UploadUrl.get().used_at is None
     upload_urls.receive_file(grant=grant, stream=io.BytesIO(CSV))
-    assert OneTimeToken.get().used_at is not None
+    assert UploadUrl.get().used_at is not None
