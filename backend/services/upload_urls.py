@@ -193,6 +193,7 @@ def receive_import(*, grant: UploadUrl, stream: IO[bytes]) -> Job:
     Spends the URL when the job is queued. Raises `PayloadTooLarge`, what
     `product_import.start_import` raises (`invalid_csv`, `Forbidden`), or `Conflict`.
     """
+    require_role(grant.owner, "admin")  # before anything is spooled (demoted meanwhile?)
     with _claimed(grant):
         path = spool(_Bounded(stream, grant.max_bytes), suffix=".csv")
         return product_import.start_import(actor=grant.owner, csv_path=path)

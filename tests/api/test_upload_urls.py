@@ -355,3 +355,18 @@ def test_the_access_log_never_holds_the_token(
     paths = [line["path"] for line in lines.access()]
     assert paths == ["/api/v1/files/uploads/<token>"]
     assert token not in str(lines.all())
+
+
+def test_an_admin_demoted_meanwhile_cannot_use_their_urls(
+    app_with_spool: Flask, admin: dict[str, str]
+) -> None:
+    client = app_with_spool.test_client()
+    imports = new_url(client, admin, "/products/import/upload-url")["upload_url"]
+    image = file_url(client, admin, filename="logo.png", purpose="product_image")
+    User.update(role="user").execute()
+    assert_error(put(client, imports, PRODUCTS), 403, "forbidden")
+    assert_error(put(client, image, image_bytes((40, 40))), 403, "forbidden")
+    assert spooled(app_with_spool) == []
+    assert File.select().count() == 0
+    User.update(role="admin").execute()
+    assert put(client, imports, PRODUCTS).status_code == 202, "refusals do not spend the URL"
