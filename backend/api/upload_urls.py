@@ -18,6 +18,7 @@ from backend.schemas.files import FileSchema
 from backend.schemas.jobs import JobSchema
 from backend.schemas.upload_urls import (
     ImportUploadUrlRequestSchema,
+    UploadOutcomeSchema,
     UploadUrlRequestSchema,
     UploadUrlSchema,
 )
@@ -51,8 +52,8 @@ FILE_ERRORS = {
 
 def _made(made: MadeUrl, endpoint: str) -> tuple[dict[str, Any], int]:
     url = url_for(endpoint, token=made.token, _external=True)
-    return {"upload_url": url, "method": made.method, "expires_at": made.expires_at,
-            "max_bytes": made.max_bytes}, 201  # fmt: skip
+    return {"upload_id": made.upload_id, "upload_url": url, "method": made.method,
+            "expires_at": made.expires_at, "max_bytes": made.max_bytes}, 201  # fmt: skip
 
 
 def _documented_errors(statuses: dict[int, str]) -> Any:
@@ -78,6 +79,18 @@ def create_file_upload_url(payload: dict[str, Any]) -> Any:
     """
     made = upload_urls.issue(user=caller(), session_id=session_id(), kind=FILE, **payload)
     return _made(made, "upload_urls.put_file")
+
+
+@blp.route("/files/upload-urls/<int:upload_id>")
+@auth_required(blp)
+@blp.response(200, UploadOutcomeSchema)
+def get_upload_outcome(upload_id: int) -> Any:
+    """Say what became of an upload URL: `pending`, `completed` with its file or job, `expired`.
+
+    Flet's `FilePicker.upload` reports progress but not the server's answer: poll this
+    after `on_upload` reported 100% to learn the new file's id (or the import job).
+    """
+    return upload_urls.outcome(user=caller(), upload_id=upload_id)
 
 
 @blp.route(f"/files/uploads/<string(maxlength={TOKEN_MAX_CHARS}):token>", methods=["PUT"])

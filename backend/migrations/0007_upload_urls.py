@@ -28,6 +28,11 @@ def up(migrator: SchemaMigrator, db: Database) -> None:
             database = db
             table_name = "user"
 
+    class File(Model):
+        class Meta:
+            database = db
+            table_name = "file"
+
     class UploadUrl(Model):
         id = AutoField()
         owner = ForeignKeyField(User, on_delete="CASCADE")
@@ -40,6 +45,9 @@ def up(migrator: SchemaMigrator, db: Database) -> None:
         max_bytes = BigIntegerField()
         expires_at = DateTimeField(index=True)
         used_at = DateTimeField(null=True)
+        file = ForeignKeyField(File, null=True, on_delete="SET NULL")
+        job_id = CharField(max_length=64, null=True)
+        completed_at = DateTimeField(null=True)
         created_at = DateTimeField(default=_now)
         updated_at = DateTimeField(default=_now)
 

@@ -52,7 +52,8 @@ class UploadUrl(BaseModel):
 
     The URL carries only a signed random id; its sha256 (`token_hash`) finds this
     row. `used_at` is set when a PUT claims the URL (one conditional UPDATE, so one
-    of two racing PUTs wins) and cleared again if that PUT fails.
+    of two racing PUTs wins) and cleared again if that PUT fails; `file` (or, for
+    an import, `job_id`) is what the PUT made, for the app to look up afterwards.
     """
 
     owner = ForeignKeyField(User, backref="upload_urls", on_delete="CASCADE")
@@ -66,3 +67,7 @@ class UploadUrl(BaseModel):
     max_bytes = BigIntegerField()
     expires_at = UTCDateTimeField(index=True)
     used_at = UTCDateTimeField(null=True)
+    file = ForeignKeyField(File, null=True, on_delete="SET NULL")
+    file_id: int | None
+    job_id = CharField(max_length=64, null=True)
+    completed_at = UTCDateTimeField(null=True)

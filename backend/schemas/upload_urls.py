@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from backend.schemas.files import FileSchema
+from backend.schemas.jobs import JobSchema
+
 
 class UploadUrlRequestSchema(Schema):
     """What the file sent to the URL will be."""
@@ -49,6 +52,9 @@ class ImportUploadUrlRequestSchema(Schema):
 class UploadUrlSchema(Schema):
     """A signed, single-use URL that takes one file's raw bytes by PUT, with no token."""
 
+    upload_id = fields.Integer(
+        metadata={"description": "Ask `GET /files/upload-urls/{upload_id}` what the PUT made"}
+    )
     upload_url = fields.String(
         metadata={
             "format": "uri",
@@ -61,3 +67,22 @@ class UploadUrlSchema(Schema):
         metadata={"description": "After this the URL answers 410 `expired`"}
     )
     max_bytes = fields.Integer(metadata={"description": "The most bytes the URL takes (413)"})
+
+
+class UploadOutcomeSchema(Schema):
+    """What became of an upload URL (Flet's `FilePicker.upload` does not show the answer)."""
+
+    upload_id = fields.Integer()
+    status = fields.String(
+        metadata={
+            "enum": ["pending", "completed", "expired"],
+            "description": "`pending` until a PUT stored the bytes (or it expires)",
+        }
+    )
+    expires_at = fields.AwareDateTime()
+    file = fields.Nested(
+        FileSchema, allow_none=True, metadata={"description": "The stored file (file URLs)"}
+    )
+    job = fields.Nested(
+        JobSchema, allow_none=True, metadata={"description": "The import job (import URLs)"}
+    )

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -31,7 +31,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from backend.errors import Conflict, DomainError, Forbidden, Gone, PayloadTooLarge
 from backend.models import File, Job, UploadUrl, User, utcnow
 from backend.services import files, product_import, sessions
-from backend.services.access import require_role
+from backend.services.access import get_visible, require_role
 from backend.services.media import safe_filename
 from backend.spool import spool
 
@@ -45,12 +45,24 @@ TOKEN_MAX_CHARS = 128  # a signed 22-character id is about 50
 
 @dataclass(frozen=True)
 class MadeUrl:
-    """A URL just made: its token (the last part of the URL), expiry and byte limit."""
+    """A URL just made: its id, token (the last part of the URL), expiry and byte limit."""
 
+    upload_id: int
     token: str
     expires_at: datetime
     max_bytes: int
     method: str = "PUT"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an upload URL: `pending`, `completed` (with its file or job), `expired`."""
+
+    upload_id: int
+    status: str
+    expires_at: datetime
+    file: File | None
+    job: Job | None
 
 
 def _serializer(kind: str) -> URLSafeSerializer:
@@ -92,7 +104,8 @@ def issue(
         content_type=content_type, max_bytes=limit if size is None else size,
         expires_at=now + timedelta(seconds=int(current_app.config["UPLOAD_URL_TTL_SECONDS"])),
     )  # fmt: skip
-    return MadeUrl(_serializer(kind).dumps(token_id), record.expires_at, record.max_bytes)
+    token = _serializer(kind).dumps(token_id)
+    return MadeUrl(record.id, token, record.expires_at, record.max_bytes)
 
 
 def verify(*, token: str, kind: str) -> UploadUrl:
@@ -181,10 +194,12 @@ def receive_file(*, grant: UploadUrl, stream: IO[bytes]) -> File:
     / `Gone` when another upload to the URL, or its expiry, came first.
     """
     with _claimed(grant):
-        return files.upload(
+        record = files.upload(
             owner=grant.owner, stream=stream, filename=grant.filename,
             declared_type=grant.content_type, purpose=grant.purpose, max_bytes=grant.max_bytes,
         )  # fmt: skip
+    _completed(grant, file=record.id)
+    return record
 
 
 def receive_import(*, grant: UploadUrl, stream: IO[bytes]) -> Job:
@@ -196,7 +211,29 @@ def receive_import(*, grant: UploadUrl, stream: IO[bytes]) -> Job:
     require_role(grant.owner, "admin")  # before anything is spooled (demoted meanwhile?)
     with _claimed(grant):
         path = spool(_Bounded(stream, grant.max_bytes), suffix=".csv")
-        return product_import.start_import(actor=grant.owner, csv_path=path)
+        job = product_import.start_import(actor=grant.owner, csv_path=path)
+    _completed(grant, job_id=job.id)
+    return job
+
+
+def _completed(grant: UploadUrl, **made: Any) -> None:
+    now = utcnow()
+    UploadUrl.update(completed_at=now, updated_at=now, **made).where(
+        UploadUrl.id == grant.id
+    ).execute()
+
+
+def outcome(*, user: User, upload_id: int) -> Outcome:
+    """Say what became of one of `user`'s upload URLs (admins: anyone's).
+
+    Flet's `FilePicker.upload` reports progress, not the server's answer: this is
+    how an app learns the new file (or import job). Raises `NotFound`.
+    """
+    record = get_visible(UploadUrl, upload_id, user=user, owner=UploadUrl.owner)
+    job = Job.get_or_none(Job.id == record.job_id) if record.job_id else None
+    expired = record.expires_at <= utcnow()
+    status = "completed" if record.completed_at else "expired" if expired else "pending"
+    return Outcome(record.id, status, record.expires_at, record.file, job)
 
 
 def purge_expired(*, older_than: timedelta) -> int:

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from backend.models import File, Job, Product, UploadUrl, User
-from tests.support.accounts import USER_EMAIL
+from tests.support.accounts import USER_EMAIL, login, make_user
 from tests.support.files import API, image_bytes
 from tests.support.helpers import assert_error, json_body
 from tests.support.log_capture import captured_logs
@@ -55,6 +55,11 @@ def put_chunked(client: FlaskClient, url: str, content: bytes) -> TestResponse:
     )  # fmt: skip
 
 
+def login_as(client: FlaskClient, email: str) -> dict[str, str]:
+    make_user(email)
+    return login(client, email).headers
+
+
 def stored_objects(app: Flask) -> list[Path]:
     return [p for p in Path(app.config["FILES_DIR"]).glob("??/??/*") if p.is_file()]
 
@@ -74,6 +79,7 @@ def test_an_upload_url_is_absolute_short_lived_and_bounded(
 ) -> None:
     made = new_url(client, user, filename="photo.png", content_type="image/png", size=1234)
     assert made["method"] == "PUT"
+    assert isinstance(made["upload_id"], int)
     assert made["max_bytes"] == 1234
     assert made["upload_url"].startswith("http://localhost/api/v1/files/uploads/")
     left = made["expires_at"]
@@ -370,3 +376,42 @@ def test_an_admin_demoted_meanwhile_cannot_use_their_urls(
     assert File.select().count() == 0
     User.update(role="admin").execute()
     assert put(client, imports, PRODUCTS).status_code == 202, "refusals do not spend the URL"
+
+
+def outcome(client: FlaskClient, headers: dict[str, str], upload_id: int) -> dict[str, Any]:
+    response = client.get(f"{API}/files/upload-urls/{upload_id}", headers=headers)
+    assert response.status_code == 200, response.data
+    return json_body(response)
+
+
+def test_the_app_learns_what_its_put_made(
+    client: FlaskClient, user: dict[str, str], admin: dict[str, str]
+) -> None:
+    made = new_url(client, user, filename="prices.csv")
+    assert outcome(client, user, made["upload_id"]) == {
+        "upload_id": made["upload_id"], "status": "pending", "expires_at": made["expires_at"],
+        "file": None, "job": None,
+    }  # fmt: skip
+    assert put(client, made["upload_url"], b"").status_code == 422
+    assert outcome(client, user, made["upload_id"])["status"] == "pending"
+    stored = json_body(put(client, made["upload_url"], CSV))
+    done = outcome(client, user, made["upload_id"])
+    assert (done["status"], done["file"], done["job"]) == ("completed", stored, None)
+    assert client.delete(f"{API}/files/{stored['id']}", headers=user).status_code == 204
+    assert outcome(client, user, made["upload_id"])["status"] == "completed"
+    imports = new_url(client, admin, "/products/import/upload-url")
+    job = json_body(put(client, imports["upload_url"], PRODUCTS))
+    assert outcome(client, admin, imports["upload_id"])["job"]["id"] == job["id"]
+    assert outcome(client, admin, made["upload_id"])["status"] == "completed"  # admins: all
+
+
+def test_outcomes_are_private_and_expire(
+    make_app: Callable[..., Flask], user: dict[str, str]
+) -> None:
+    client = make_app(UPLOAD_URL_TTL_SECONDS=1).test_client()
+    made = new_url(client, user, filename="prices.csv")
+    other = login_as(client, "bob@example.test")
+    assert_error(client.get(f"{API}/files/upload-urls/{made['upload_id']}", headers=other), 404,
+                 "not_found")  # fmt: skip
+    time.sleep(1.1)
+    assert outcome(client, user, made["upload_id"])["status"] == "expired"
