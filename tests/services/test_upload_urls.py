@@ -7,7 +7,7 @@ import io
 import pytest
 from flask import Flask
 
-from backend.errors import Conflict, Gone
+from backend.errors import Conflict, Forbidden, Gone
 from backend.models import AuthSession, File, UploadUrl, User, utcnow
 from backend.services import upload_urls
 from backend.services.upload_urls import FILE
@@ -45,3 +45,10 @@ def test_a_failed_upload_gives_the_claim_back(grant: UploadUrl) -> None:
     assert UploadUrl.get().used_at is None
     upload_urls.receive_file(grant=grant, stream=io.BytesIO(CSV))
     assert UploadUrl.get().used_at is not None
+
+
+def test_a_url_deleted_since_verify_is_403(grant: UploadUrl) -> None:
+    UploadUrl.delete().execute()  # purged meanwhile
+    with pytest.raises(Forbidden) as refused:
+        upload_urls.receive_file(grant=grant, stream=io.BytesIO(CSV))
+    assert refused.value.error == "invalid_upload_url"
