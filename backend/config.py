@@ -24,6 +24,7 @@ KNOWN_DEFAULT_SECRETS = frozenset(
 )
 MIN_SECRET_LENGTH = 32
 ENVIRONMENTS = ("development", "production")
+MAX_UPLOAD_URL_TTL_SECONDS = 15 * 60  # an upload URL is a bearer credential in a URL: short-lived
 
 
 class ConfigError(RuntimeError):
@@ -141,6 +142,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "FILES_MAX_PIXELS": _int(env, "FILES_MAX_PIXELS", 40_000_000),
         "FILES_ORPHAN_AFTER_HOURS": _int(env, "FILES_ORPHAN_AFTER_HOURS", 24),
         "FILES_EXPORT_TTL_HOURS": _int(env, "FILES_EXPORT_TTL_HOURS", 24),
+        "UPLOAD_URL_TTL_SECONDS": _int(env, "UPLOAD_URL_TTL_SECONDS", MAX_UPLOAD_URL_TTL_SECONDS),
         "FILES_ACCEL_REDIRECT_PREFIX": env.get("FILES_ACCEL_REDIRECT_PREFIX") or None,
         "WORKER_HEARTBEAT_SECONDS": _int(env, "WORKER_HEARTBEAT_SECONDS", 10),
         "PURGE_TOKENS_AFTER_DAYS": _int(env, "PURGE_TOKENS_AFTER_DAYS", 7),
@@ -171,6 +173,11 @@ def validate(config: Mapping[str, Any]) -> None:
     """Raise `ConfigError` naming every setting that is unsafe or invalid."""
     if config["ENV"] not in ENVIRONMENTS:
         raise ConfigError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, got {config['ENV']!r}")
+    ttl = config.get("UPLOAD_URL_TTL_SECONDS", MAX_UPLOAD_URL_TTL_SECONDS)
+    if not 1 <= ttl <= MAX_UPLOAD_URL_TTL_SECONDS:
+        raise ConfigError(
+            f"UPLOAD_URL_TTL_SECONDS must be between 1 and {MAX_UPLOAD_URL_TTL_SECONDS}, got {ttl}"
+        )
     if config["ENV"] != "production":
         return
     problems = _secret_problems(config)

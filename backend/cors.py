@@ -10,6 +10,8 @@ from flask import Flask
 from flask_cors import CORS
 
 EXPOSED_HEADERS = ["X-Pagination", "X-Request-ID", "ETag", "Location", "Retry-After"]
+# PUT: upload URLs take a file's bytes by PUT from the browser (Flet web's FilePicker.upload).
+ALLOWED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ALLOWED_HEADERS = [
     "Authorization",
     "Content-Type",
@@ -31,5 +33,6 @@ def init_app(app: Flask) -> None:
         resources={r"/api/*": {"origins": origins}},
         expose_headers=EXPOSED_HEADERS,
         allow_headers=ALLOWED_HEADERS,
+        methods=ALLOWED_METHODS,
         max_age=600,
     )

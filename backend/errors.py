@@ -74,7 +74,7 @@ class BusinessRuleViolation(Conflict):
 
 
 class Gone(DomainError):
-    """Existed once, but has expired or been used up (410), e.g. a sign-in handle."""
+    """Existed once, but has expired or been used up (410): a sign-in handle, an upload URL."""
 
     status_code = 410
     slug = "gone"

@@ -26,6 +26,7 @@ from flask import Flask, Response, g, request
 REQUEST_ID_HEADER = "X-Request-ID"
 ACCESS_LOGGER = "backend.access"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UPLOAD_TOKEN = re.compile(r"(/uploads/)[^/]+$")  # an upload URL's token: a credential
 
 
 def _access_logger(level: str, stream: TextIO) -> Any:
@@ -86,7 +87,11 @@ def begin_request(incoming_id: str) -> str:
 
 
 def log_request(method: str, path: str, status: int, started: float) -> None:
-    """Write the request's access line (`started`: its `time.perf_counter()` at arrival)."""
+    """Write the request's access line (`started`: its `time.perf_counter()` at arrival).
+
+    An upload URL's token (a credential in the path) is logged as `<token>`.
+    """
+    path = _UPLOAD_TOKEN.sub(r"\1<token>", path)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     access_log.info("request", method=method, path=path, status=status, duration_ms=duration_ms)
 

@@ -6,11 +6,19 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 from flask import current_app
 
 CHUNK = 1024 * 1024
+
+
+class Readable(Protocol):
+    """Anything with `read(size)` returning bytes (a file, a request body)."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return up to `size` bytes; empty at the end."""
+        ...
 
 
 def spool_dir() -> Path:
@@ -20,11 +28,19 @@ def spool_dir() -> Path:
     return folder
 
 
-def spool(stream: IO[bytes], *, suffix: str) -> Path:
-    """Copy `stream` to a new spool file in 1 MiB chunks; return its path."""
+def spool(stream: Readable, *, suffix: str) -> Path:
+    """Copy `stream` to a new spool file in 1 MiB chunks; return its path.
+
+    When reading `stream` fails (a body over its limit, a client gone), the
+    partial file is deleted and the error goes up.
+    """
     path = spool_dir() / f"{uuid.uuid4().hex}{suffix}"
-    with path.open("wb") as target:
-        shutil.copyfileobj(stream, target, CHUNK)
+    try:
+        with path.open("wb") as target:
+            shutil.copyfileobj(stream, target, CHUNK)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 

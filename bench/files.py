@@ -12,15 +12,19 @@ the app's stored objects (the same bytes) with `flask.send_file`.
 
 1. Transfers, for `--size-mb` (default 50) and each of `--rss-sizes` (MiB): a random-bytes PDF
    (an allowed type) is uploaded `--repeats` times to `POST /api/v1/files` and to the baseline's
-   `POST /upload`, alternating, then downloaded as many times from
+   `POST /upload`, alternating; as many times through an upload URL (`POST
+   /api/v1/files/upload-urls`, untimed, then a raw `PUT` of the bytes with no Authorization and
+   no Content-Type, as Flet's `FilePicker.upload` sends them) beside the baseline's raw
+   `PUT /put`; then downloaded as many times from
    `GET /api/v1/files/{id}/content` and the baseline's `send_file`. The client is a blocking
    socket streaming the file from disk with `sendfile` (nothing is built in memory); the time
    runs from the first byte sent to the last byte of the answer; the median is shown. Beside
    it: the serving worker's CPU seconds and bytes written (`/proc/<pid>/io` `wchar`) per
    transfer.
-2. Web-worker memory during each upload: the workers' peak RSS (`VmHWM`, reset through
-   `/proc/<pid>/clear_refs` before each upload, and `VmRSS` sampled every 2 ms) against their RSS
-   just before. Flat growth across sizes means memory does not depend on the file size.
+2. Web-worker memory during each upload (multipart POST and upload-URL PUT): the workers' peak
+   RSS (`VmHWM`, reset through `/proc/<pid>/clear_refs` before each upload, and `VmRSS` sampled
+   every 2 ms) against their RSS just before, and their RSS just after. Flat growth across
+   sizes means memory does not depend on the file size.
 3. Requests (the closed and paced loops of `bench/rest.py`, `--connections` keep-alive
    connections, `--duration` s per phase): the `thumb` rendition of a Pillow-made JPEG, once a
    product image (public) and once a private file (Bearer token), waited for until the worker
@@ -154,6 +158,23 @@ def upload(
         return status, answer, time.perf_counter() - started
 
 
+def put_raw(port: int, path: str, source: Path) -> tuple[int, bytes, float]:
+    """PUT `source` as the raw body, streamed from disk with `sendfile`, with no other headers.
+
+    Like Flet's `FilePicker.upload`: no Authorization, no Content-Type. Returns the status, the
+    response body and the seconds from the first byte sent to the answer.
+    """
+    lines = [f"PUT {path} HTTP/1.1", f"Host: {HOST}:{port}",
+             f"Content-Length: {source.stat().st_size}", "Connection: close"]  # fmt: skip
+    with socket.create_connection((HOST, port)) as sock, source.open("rb") as body:
+        started = time.perf_counter()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # an early answer
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            sock.sendfile(body)
+        status, answer, _ = read_response(sock, keep_body=True)
+        return status, answer, time.perf_counter() - started
+
+
 def download(port: int, path: str, headers: dict[str, str]) -> tuple[int, int, float]:
     """GET `path`, reading the body into a reused buffer; return status, bytes, seconds."""
     lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: close",
@@ -197,6 +218,7 @@ class WorkerWatch:
     rss_before: dict[int, int] = field(default_factory=dict)
     sampled_peak: dict[int, int] = field(default_factory=dict)
     hwm_after: dict[int, int] = field(default_factory=dict)
+    rss_after: dict[int, int] = field(default_factory=dict)
     cpu: dict[int, float] = field(default_factory=dict)
     written: dict[int, int] = field(default_factory=dict)
     hwm_reset: bool = True
@@ -227,6 +249,7 @@ class WorkerWatch:
             sampler.join()
             for pid in self.pids:
                 self.hwm_after[pid] = status_kib(pid, "VmHWM") or 0
+                self.rss_after[pid] = status_kib(pid, "VmRSS") or 0
                 self.cpu[pid] += cpu_seconds([pid])
                 self.written[pid] += io_field(pid, "wchar")
 
@@ -254,6 +277,7 @@ class Transfer:
     peak_kib: int
     sampled_peak_kib: int
     hwm_reset: bool
+    rss_after_kib: int = 0
 
     @property
     def growth_kib(self) -> int:
@@ -265,7 +289,8 @@ def watched(watch: WorkerWatch, seconds: float) -> Transfer:
     """Summarise a finished `WorkerWatch` for the worker that served the transfer."""
     pid = watch.server_pid
     return Transfer(seconds, watch.cpu[pid], watch.written[pid], watch.rss_before[pid],
-                    watch.hwm_after[pid], watch.sampled_peak[pid], watch.hwm_reset)  # fmt: skip
+                    watch.hwm_after[pid], watch.sampled_peak[pid], watch.hwm_reset,
+                    watch.rss_after[pid])  # fmt: skip
 
 
 # --- the stack -----------------------------------------------------------------------------
@@ -354,14 +379,37 @@ class SizeResult:
     size: int
     app_up: list[Transfer] = field(default_factory=list)
     base_up: list[Transfer] = field(default_factory=list)
+    app_put: list[Transfer] = field(default_factory=list)
+    base_put: list[Transfer] = field(default_factory=list)
     app_down: list[Transfer] = field(default_factory=list)
     base_down: list[Transfer] = field(default_factory=list)
     file_id: int = 0
     key: str = ""
 
 
+def put_through_upload_url(stack: Stack, source: Path, result: SizeResult) -> None:
+    """Ask for an upload URL (untimed), PUT `source` to it raw; then the baseline's raw PUT."""
+    size = source.stat().st_size
+    made = httpx.post(
+        f"{stack.app.base}/api/v1/files/upload-urls", headers=stack.bearer, timeout=30,
+        json={"filename": source.name, "content_type": "application/pdf", "size": size},
+        trust_env=False,
+    )  # fmt: skip
+    url = httpx.URL(expect(made, 201).json()["upload_url"])
+    for port, path, into in ((url.port or 80, url.raw_path.decode(), result.app_put),
+                             (int(stack.baseline.base.rsplit(":", 1)[1]), "/put",
+                              result.base_put)):  # fmt: skip
+        server = stack.app if into is result.app_put else stack.baseline
+        watch = WorkerWatch(server.workers())
+        with watch.watching():
+            status, body, seconds = put_raw(port, path, source)
+        if status != 201:
+            raise RuntimeError(f"raw PUT of {size} bytes to {path[:40]}: {status} {body[:300]!r}")
+        into.append(watched(watch, seconds))
+
+
 def transfers(stack: Stack, source: Path, repeats: int, deadline: Deadline) -> SizeResult:
-    """Upload `source` to both servers, alternating, then download it from both."""
+    """Upload `source` to both servers (multipart, then raw PUT), then download it from both."""
     size = source.stat().st_size
     result = SizeResult(size)
     app_port = int(stack.app.base.rsplit(":", 1)[1])
@@ -384,6 +432,7 @@ def transfers(stack: Stack, source: Path, repeats: int, deadline: Deadline) -> S
         if status != 201:
             raise RuntimeError(f"baseline upload of {size} bytes: {status} {body[:300]!r}")
         result.base_up.append(watched(watch, seconds))
+        put_through_upload_url(stack, source, result)
     for _ in range(repeats):
         deadline.remaining()
         for port, path, headers, into in (
@@ -450,14 +499,15 @@ def report(
     for line in header:
         print(line)
     print()
-    table = [["transfer (median of runs)", "app MiB/s", "send_file/save MiB/s", "x baseline",
+    table = [["transfer (median of runs)", "app MiB/s", "baseline MiB/s", "x baseline",
               "app CPU s", "baseline CPU s", "app written", "baseline written"]]  # fmt: skip
     for result in results:
         mib = result.size // MIB
-        for label, app, base in (("upload", result.app_up, result.base_up),
+        for label, app, base in (("upload POST /files", result.app_up, result.base_up),
+                                 ("upload URL PUT", result.app_put, result.base_put),
                                  ("download", result.app_down, result.base_down)):  # fmt: skip
             app_rate, base_rate = mib_per_s(result.size, app), mib_per_s(result.size, base)
-            written = label == "upload"
+            written = label.startswith("upload")
             table.append([
                 f"{label} {mib} MiB x{len(app)}", f"{app_rate:,.0f}", f"{base_rate:,.0f}",
                 f"{app_rate / base_rate:.2f}", f"{median([r.cpu for r in app]):.2f}",
@@ -467,20 +517,7 @@ def report(
             ])  # fmt: skip
     print_table(table)
     print()
-    table = [["upload: serving worker RSS", "app before", "app peak", "app growth",
-              "baseline before", "baseline peak", "baseline growth"]]  # fmt: skip
-    for result in results:
-        app, base = result.app_up, result.base_up
-        table.append([
-            f"{result.size // MIB} MiB (max of {len(app)})",
-            f"{max(r.rss_before_kib for r in app) / 1024:.1f} MiB",
-            f"{max(max(r.peak_kib, r.sampled_peak_kib) for r in app) / 1024:.1f} MiB",
-            f"{max(r.growth_kib for r in app) / 1024:+.1f} MiB",
-            f"{max(r.rss_before_kib for r in base) / 1024:.1f} MiB",
-            f"{max(max(r.peak_kib, r.sampled_peak_kib) for r in base) / 1024:.1f} MiB",
-            f"{max(r.growth_kib for r in base) / 1024:+.1f} MiB",
-        ])  # fmt: skip
-    print_table(table)
+    print_table(rss_table(results))
     print()
     rates = {row.name: row.max_rate for row in rows}
     table = [["request", "max req/s", "x baseline", "client CPU", "paced req/s", "p50", "p99",
@@ -500,6 +537,26 @@ def report(
     noisy = [row.name for row in rows if row.foreign_cpu > BUSY_MACHINE]
     if noisy:
         print(f"WARNING: the machine was busy with other work during: {', '.join(noisy)}")
+
+
+def rss_table(results: list[SizeResult]) -> list[list[str]]:
+    """The serving worker's memory across each kind of upload, per size."""
+    table = [["upload: serving worker RSS", "app before", "app peak", "app growth", "app after",
+              "baseline before", "baseline peak", "baseline growth"]]  # fmt: skip
+    for result in results:
+        for label, app, base in (("POST /files", result.app_up, result.base_up),
+                                 ("upload URL PUT", result.app_put, result.base_put)):  # fmt: skip
+            table.append([
+                f"{label} {result.size // MIB} MiB (max of {len(app)})",
+                f"{max(r.rss_before_kib for r in app) / 1024:.1f} MiB",
+                f"{max(max(r.peak_kib, r.sampled_peak_kib) for r in app) / 1024:.1f} MiB",
+                f"{max(r.growth_kib for r in app) / 1024:+.1f} MiB",
+                f"{max(r.rss_after_kib for r in app) / 1024:.1f} MiB",
+                f"{max(r.rss_before_kib for r in base) / 1024:.1f} MiB",
+                f"{max(max(r.peak_kib, r.sampled_peak_kib) for r in base) / 1024:.1f} MiB",
+                f"{max(r.growth_kib for r in base) / 1024:+.1f} MiB",
+            ])  # fmt: skip
+    return table
 
 
 def in_process_costs(source: Path) -> str:
@@ -631,12 +688,17 @@ def run_phases(
         source.unlink()
         print(f"  measured transfers of {mib} MiB", file=sys.stderr, flush=True)
     foreign = max(0.0, outside_seconds() - outside) / (time.monotonic() - started)
-    uploads = [run for result in results for run in (*result.app_up, *result.base_up)]
+    uploads = [
+        run for r in results for run in (*r.app_up, *r.base_up, *r.app_put, *r.base_put)
+    ]  # fmt: skip
     big = next(r for r in results if r.size == args.size_mb * MIB)
     pairs = request_targets(stack, thumbs, big, args.range_kib * 1024)
     compare = {target.name: against for target, against in pairs}
     rows = asyncio.run(measure([t for t, _ in pairs], args.connections, args.duration, deadline))
     notes += [
+        "baselines: POST /files against the bare app's multipart FileStorage.save, upload URL "
+        "PUT against its raw PUT /put (copyfileobj to disk); the upload URL is asked for "
+        "before the timer starts",
         f"transfers: one blocking client socket, upload streamed from disk with sendfile, "
         f"Connection: close; CPU s and written (wchar / file size) are the serving gunicorn "
         f"worker's; other processes used {foreign:.2f} cores meanwhile"

@@ -6,6 +6,8 @@ to show what the server stack alone does with the same bytes on this machine:
 
 - `POST /upload`: a multipart upload (field `file`) written to `$BASELINE_UPLOAD_DIR/upload.bin`
   with `FileStorage.save` (Werkzeug's default form parsing, no size limit, no hashing);
+- `PUT /put`: a raw body (what an upload URL takes) copied to `$BASELINE_UPLOAD_DIR/put.bin`
+  in 1 MiB chunks with `shutil.copyfileobj` (no size limit, no hashing);
 - `GET /blob/<key>?type=<media type>`: `flask.send_file` of the app's stored object `<key>`
   under `$BASELINE_FILES_DIR` (the app's `FILES_DIR`), so both servers send the same file;
 - `GET /ping`: readiness.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,15 @@ def upload() -> ResponseReturnValue:
         abort(400)
     target = UPLOAD_DIR / "upload.bin"
     part.save(target)
+    return {"size": target.stat().st_size}, 201
+
+
+@app.put("/put")
+def put() -> ResponseReturnValue:
+    """Copy the raw request body to disk; return its size."""
+    target = UPLOAD_DIR / "put.bin"
+    with target.open("wb") as out:
+        shutil.copyfileobj(request.stream, out, 1024 * 1024)
     return {"size": target.stat().st_size}, 201
 
 

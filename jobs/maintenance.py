@@ -9,7 +9,15 @@ from datetime import timedelta
 from flask import current_app
 
 from backend import spool
-from backend.services import health, idempotency, job_tracking, notifications, sessions, tokens
+from backend.services import (
+    health,
+    idempotency,
+    job_tracking,
+    notifications,
+    sessions,
+    tokens,
+    upload_urls,
+)
 from jobs.base import job
 
 
@@ -40,14 +48,17 @@ def reap_abandoned_jobs() -> dict[str, int]:
 
 @job
 def purge_old_records() -> dict[str, int]:
-    """Delete spent or expired one-time tokens, long-ended sessions and old read notifications.
+    """Delete spent or expired one-time tokens and upload URLs, ended sessions, read notifications.
 
-    Ages come from `PURGE_TOKENS_AFTER_DAYS` (7), `PURGE_SESSIONS_AFTER_DAYS` (30) and
-    `PURGE_NOTIFICATIONS_AFTER_DAYS` (90).
+    Ages come from `PURGE_TOKENS_AFTER_DAYS` (7, upload URLs too),
+    `PURGE_SESSIONS_AFTER_DAYS` (30) and `PURGE_NOTIFICATIONS_AFTER_DAYS` (90).
     """
     config = current_app.config
     return {
         "tokens": tokens.purge_spent(older_than=timedelta(days=config["PURGE_TOKENS_AFTER_DAYS"])),
+        "upload_urls": upload_urls.purge_expired(
+            older_than=timedelta(days=config["PURGE_TOKENS_AFTER_DAYS"])
+        ),
         "sessions": sessions.purge_ended(
             older_than=timedelta(days=config["PURGE_SESSIONS_AFTER_DAYS"])
         ),

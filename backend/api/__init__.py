@@ -29,6 +29,7 @@ from backend.api import (
     parsing,
     products,
     security,
+    upload_urls,
     users,
 )
 from backend.schemas.catalog import Money
@@ -45,6 +46,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     events.blp,
     jobs.blp,
     files.blp,
+    upload_urls.blp,
 ]
 
 

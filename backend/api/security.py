@@ -19,7 +19,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -34,6 +34,7 @@ from flask_jwt_extended import (
 
 from backend.api.blueprint import Blueprint
 from backend.api.errors import error_response
+from backend.errors import PayloadTooLarge
 from backend.models import User
 from backend.services import sessions
 from backend.services.access import require_role
@@ -106,6 +107,19 @@ def limit_body(config_key: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return limited
 
     return decorator
+
+
+def raw_body(*, max_bytes: int) -> IO[bytes]:
+    """Return the request body as a stream of at most `max_bytes` (with or without a length).
+
+    A `Content-Length` over `max_bytes` is refused (413) before anything is read. The
+    stream may yield one byte more than `max_bytes`, so that whoever reads it sees a
+    body over the limit and refuses it in its own words (a chunked body has no length).
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"This upload URL takes at most {max_bytes} bytes.")
+    request.max_content_length = max_bytes + 1
+    return request.stream
 
 
 def _fast_verified() -> Authenticated | None:

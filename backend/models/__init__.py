@@ -11,7 +11,7 @@ from backend.models.catalog import (
     OrderLine,
     Product,
 )
-from backend.models.files import FILE_PURPOSES, RENDITIONS, File
+from backend.models.files import FILE_PURPOSES, RENDITIONS, File, UploadUrl
 from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
@@ -37,6 +37,7 @@ __all__ = [
     "OrderLine",
     "Product",
     "UTCDateTimeField",
+    "UploadUrl",
     "User",
     "progress_of",
     "utcnow",

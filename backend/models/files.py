@@ -45,3 +45,29 @@ class File(BaseModel):
         """Return a ready rendition's description, or None."""
         found: dict[str, Any] | None = (self.variants or {}).get(name)
         return found
+
+
+class UploadUrl(BaseModel):
+    """An upload URL handed out (`POST /files/upload-urls`): what its one PUT may store.
+
+    The URL carries only a signed random id; its sha256 (`token_hash`) finds this
+    row. `used_at` is set when a PUT claims the URL (one conditional UPDATE, so one
+    of two racing PUTs wins) and cleared again if that PUT fails; `file` (or, for
+    an import, `job_id`) is what the PUT made, for the app to look up afterwards.
+    """
+
+    owner = ForeignKeyField(User, backref="upload_urls", on_delete="CASCADE")
+    owner_id: int
+    session_id = BigIntegerField()
+    kind = CharField(max_length=16)
+    token_hash = CharField(max_length=64, unique=True)
+    purpose = CharField(max_length=32)
+    filename = CharField(max_length=255)
+    content_type = CharField(max_length=127, null=True)
+    max_bytes = BigIntegerField()
+    expires_at = UTCDateTimeField(index=True)
+    used_at = UTCDateTimeField(null=True)
+    file = ForeignKeyField(File, null=True, on_delete="SET NULL")
+    file_id: int | None
+    job_id = CharField(max_length=64, null=True)
+    completed_at = UTCDateTimeField(null=True)

@@ -62,12 +62,14 @@ def upload(
     filename: str | None,
     declared_type: str | None,
     purpose: str = "upload",
+    max_bytes: int | None = None,
 ) -> File:
     """Store an uploaded file after checking what it really is; start its renditions.
 
     Raises `ValidationFailed` (`empty_file`, `image_too_large`,
     `invalid_image`), `UnsupportedMediaType` (type not allowed, or not what
-    the client declared), `PayloadTooLarge` (over `FILES_MAX_BYTES`),
+    the client declared), `PayloadTooLarge` (over `max_bytes`, at most
+    `FILES_MAX_BYTES`),
     `Forbidden` (`product_image` uploads are for admins). Nothing is kept
     when it fails.
     """
@@ -85,7 +87,8 @@ def upload(
         allowed=current_app.config["FILES_ALLOWED_TYPES"],
     )
     # An upload received straight into storage is adopted as it is (no copy).
-    stored = _store(stream if isinstance(stream, Incoming) else _Prefixed(head, stream))
+    source = stream if isinstance(stream, Incoming) else _Prefixed(head, stream)
+    stored = _store(source, max_bytes)
     try:
         dimensions = _dimensions(stored.key) if content_type in RENDERABLE_TYPES else None
         record = _record(owner, name, content_type, stored, purpose, dimensions)
@@ -95,8 +98,9 @@ def upload(
     return record
 
 
-def _store(source: Readable) -> StoredObject:
+def _store(source: Readable, max_bytes: int | None) -> StoredObject:
     limit = int(current_app.config["FILES_MAX_BYTES"])
+    limit = limit if max_bytes is None else min(limit, max_bytes)
     try:
         return get_storage().put(source, max_bytes=limit)
     except TooLarge as exc:

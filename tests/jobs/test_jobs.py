@@ -248,7 +248,7 @@ def test_nothing_is_written_when_redis_is_down(
 def test_old_records_are_purged(app: Flask, run_worker: Callable[[], bool]) -> None:
     from datetime import timedelta
 
-    from backend.models import AuthSession, Notification, OneTimeToken, utcnow
+    from backend.models import AuthSession, Notification, OneTimeToken, UploadUrl, utcnow
     from backend.queues import enqueue
     from jobs import maintenance
 
@@ -262,10 +262,17 @@ def test_old_records_are_purged(app: Flask, run_worker: Callable[[], bool]) -> N
         )  # fmt: skip
         AuthSession.create(user=user, current_jti=f"j{when.timestamp()}", revoked_at=when)
         Notification.create(user=user, kind="k", title="t", read_at=when)
+        UploadUrl.create(
+            owner=user, session_id=1, kind="file", token_hash=f"u{when.timestamp()}",
+            purpose="upload", filename="a.csv", max_bytes=1, expires_at=when,
+        )  # fmt: skip
     Notification.create(user=user, kind="k", title="unread, old", created_at=long_ago)
     job = enqueue(maintenance.purge_old_records)
     run_worker()
-    assert job.return_value() == {"tokens": 1, "sessions": 1, "notifications": 1}
+    assert job.return_value() == {
+        "tokens": 1, "upload_urls": 1, "sessions": 1, "notifications": 1,
+    }  # fmt: skip
+    assert UploadUrl.select().count() == 1
     assert OneTimeToken.select().count() == 1
     assert AuthSession.select().count() == 1
     assert Notification.select().count() == 2
