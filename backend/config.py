@@ -62,16 +62,6 @@ def _list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-
-
 OAUTH_PROVIDERS = ("GITHUB", "GOOGLE", "AZURE", "AUTH0")
 OAUTH_DEFAULTS = {
     "OAUTH_GITHUB_API_URL": "https://api.github.com",
