@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from flet_backend_client.errors import FletBackendError, error_from_response
+from flet_backend_client.errors import ExpiredError, FletBackendError, error_from_response
 from flet_backend_client.events import EventStream
 from flet_backend_client.models import FileInfo, Job, Page, UploadStatus, UploadUrl
 from flet_backend_client.session import Session
@@ -185,6 +185,7 @@ class JobsAndFiles:
         """Wait until an upload URL's PUT has completed (after `FilePicker.upload` is done).
 
         Raises:
+            ExpiredError: The URL expired before anything was stored.
             TimeoutError: Still pending after `timeout` seconds.
         """
         async with asyncio.timeout(timeout):
@@ -192,6 +193,8 @@ class JobsAndFiles:
                 status = await self.upload_status(target)
                 if status.status == "completed":
                     return status
+                if status.status == "expired":
+                    raise ExpiredError(410, "expired", "The upload URL expired unused.")
                 await asyncio.sleep(interval)
 
     async def put_to_upload_url(
