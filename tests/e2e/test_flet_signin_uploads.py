@@ -94,8 +94,11 @@ def test_github_sign_in_and_picker_uploads_in_the_browser(
     tab.click("Upload image", exact=True)
     tab.choose_files([photo])
     tab.wait_for_text("Image uploaded: picked-mug.jpg", timeout=120)
-    put = tab.wait_for_response(r"/api/v1/files/uploads/", timeout=30)
-    assert put.status == 201, put
+    tab.wait_for_response(r"/api/v1/files/uploads/", timeout=30)
+    # the preflight (Flutter's XHR is cross-origin) answers 200, then the PUT itself 201
+    sent = [r for r in tab.responses if "/api/v1/files/uploads/" in r.url]
+    put = next((r for r in sent if r.status == 201), None)
+    assert put is not None, sent
     assert "authorization" not in put.request_headers, put.request_headers
     tab.disable_network()
     tab.wait_for_text("Product image (desktop): Classic mug", timeout=60)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable
 
 import flet as ft
+from flet.auth.providers import GitHubOAuthProvider
 from flet_backend_client import AuthError, User
 
 from shop.config import GitHubApp
@@ -15,9 +16,9 @@ from shop.texts import error_message
 log = logging.getLogger(__name__)
 
 
-def github_provider(app: GitHubApp, app_url: str) -> ft.OAuthProvider:
+def github_provider(app: GitHubApp, app_url: str) -> GitHubOAuthProvider:
     """Flet's GitHub provider, on the configured endpoints, calling back to this app."""
-    provider = ft.GitHubOAuthProvider(app.client_id, app.client_secret, f"{app_url}/oauth_callback")
+    provider = GitHubOAuthProvider(app.client_id, app.client_secret, f"{app_url}/oauth_callback")
     provider.authorization_endpoint = app.authorize_url
     provider.token_endpoint = app.token_url
     return provider
