@@ -239,7 +239,8 @@ class Tab:
         """Wait until a response whose URL matches the regex `pattern` has fully arrived.
 
         Needs `enable_network()` first. A request matching `pattern` that failed (a CORS
-        refusal, say) ends the wait at once, with Chromium's reason.
+        refusal, say) ends the wait at once, with Chromium's reason. A CORS preflight
+        (`OPTIONS` with `Access-Control-Request-Method`) is not the response waited for.
         """
         regex = re.compile(pattern)
 
@@ -251,7 +252,9 @@ class Tab:
                         f"request {failure.url} failed: {failure.error} {failure.details}"
                     )
             for response in self.responses:
-                if regex.search(response.url) and response.request_id in self.finished:
+                preflight = "access-control-request-method" in response.request_headers
+                arrived = response.request_id in self.finished
+                if regex.search(response.url) and arrived and not preflight:
                     return response
             return None
 
