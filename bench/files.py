@@ -356,6 +356,13 @@ def upload_json(stack: Stack, source: Path, content_type: str, purpose: str) -> 
     return created
 
 
+def show_on_a_product(stack: Stack, file_id: int) -> None:
+    """Create an active product showing the image, which makes it public."""
+    product = {"sku": "BENCH-IMG", "name": "Bench image", "price": "1.00", "image_file_id": file_id}
+    with httpx.Client(base_url=stack.app.base, headers=stack.bearer, trust_env=False) as client:
+        expect(client.post("/api/v1/products", json=product), 201)
+
+
 def wait_for_thumb(stack: Stack, file_id: int, deadline: Deadline) -> dict[str, Any] | None:
     """Poll the file's metadata until `variants.thumb` appears; None after the wait limit."""
     gives_up = time.monotonic() + RENDITION_WAIT_SECONDS
@@ -669,6 +676,8 @@ def run_phases(
     thumb_size = photo.stat().st_size
     for label, purpose in (("public", "product_image"), ("private", "upload")):
         created = upload_json(stack, photo, "image/jpeg", purpose)
+        if label == "public":  # a product image is public only while an active product shows it
+            show_on_a_product(stack, int(created["id"]))
         thumb = wait_for_thumb(stack, int(created["id"]), deadline)
         if thumb is None:
             notes.append(f"WARNING: no thumb after {RENDITION_WAIT_SECONDS:g} s ({label}): "
