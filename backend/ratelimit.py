@@ -65,3 +65,7 @@ def init_app(app: Flask) -> None:
     # again every few seconds by the limiter) rather than stop limiting.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
+    # `limiter` is one object for every app a process builds (tests build many), and
+    # Flask-Limiter keeps its "storage is down" verdict on it, not per app: a new app
+    # starts from its own storage, presumed reachable, and falls back again if it is not.
+    limiter._storage_dead = False

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from backend.redis_store import client_from_url
 from tests.support.accounts import PASSWORD, make_user, read_outbox
 from tests.support.helpers import assert_error
 
@@ -63,3 +64,21 @@ def test_limits_hold_in_memory_while_redis_is_unreachable(
     statuses = [client.post(f"{API}/auth/login", json=body).status_code for _ in range(5)]
     assert statuses[:3] == [401, 401, 401]
     assert statuses[3:] == [429, 429]
+
+
+def test_a_new_app_does_not_inherit_a_dead_storage_verdict(
+    make_app: Callable[..., Flask], redis_url: str
+) -> None:
+    # The limiter is one object per process; an earlier app whose Redis was down must not
+    # leave the next one counting in memory (and flipping to Redis halfway through a window).
+    down = make_app(REDIS_URL="redis://127.0.0.1:9/0").test_client()
+    down.post(f"{API}/auth/login", json={"email": "a@example.com", "password": "x" * 10})
+    client = make_app(RATELIMIT_LOGIN_PER_EMAIL="1/minute").test_client()
+    body = {"email": "ivan@example.com", "password": "not the password"}
+    statuses = [client.post(f"{API}/auth/login", json=body).status_code for _ in range(2)]
+    assert statuses == [401, 429]
+    redis = client_from_url(redis_url)
+    try:
+        assert redis.keys("*ratelimit*"), "the healthy app counted in memory, not in its Redis"
+    finally:
+        redis.close()
