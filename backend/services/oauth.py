@@ -18,7 +18,6 @@ nobody gets to guess twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from typing import Any
@@ -39,6 +38,7 @@ from backend.redis_store import get_redis
 from backend.services import identities, providers
 from backend.services.audit import ClientInfo
 from backend.services.identities import ProviderTokenPair
+from backend.services.tokens import digest
 
 HANDLE_KEY = "oauth:handle:{}"
 STATE_KEY = "oauth:state:{}"
@@ -49,10 +49,6 @@ ERRORS: dict[int, type[DomainError]] = {
     409: Conflict,
     422: ValidationFailed,
 }
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def sign_in_with_token(
@@ -110,8 +106,8 @@ def start(
         "status": PENDING,
     }
     with get_redis().pipeline() as pipe:
-        pipe.set(HANDLE_KEY.format(_digest(handle)), json.dumps(record), ex=ttl)
-        pipe.set(STATE_KEY.format(_digest(state)), _digest(handle), ex=ttl)
+        pipe.set(HANDLE_KEY.format(digest(handle)), json.dumps(record), ex=ttl)
+        pipe.set(STATE_KEY.format(digest(state)), digest(handle), ex=ttl)
         pipe.execute()
     return {"authorization_url": url, "handle": handle, "expires_in": ttl}
 
@@ -119,8 +115,8 @@ def start(
 def _take_state(state: str) -> str | None:
     """Spend `state` (once, atomically); return its handle's digest."""
     with get_redis().pipeline() as pipe:  # MULTI/EXEC: get and delete as one
-        pipe.get(STATE_KEY.format(_digest(state)))
-        pipe.delete(STATE_KEY.format(_digest(state)))
+        pipe.get(STATE_KEY.format(digest(state)))
+        pipe.delete(STATE_KEY.format(digest(state)))
         found, _ = pipe.execute()
     return found.decode() if found else None
 
@@ -161,7 +157,7 @@ def complete(*, handle: str, code_verifier: str, client: ClientInfo) -> Provider
     match the challenge (the handle is spent), and the sign-in's own error
     when it failed at the callback.
     """
-    key = HANDLE_KEY.format(_digest(handle))
+    key = HANDLE_KEY.format(digest(handle))
     raw = get_redis().get(key)
     if raw is None:
         raise Gone("This sign-in has expired or was already completed.", error="expired")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 
@@ -15,6 +14,7 @@ from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.redis_store import get_redis
 from backend.services.access import is_admin
+from backend.services.tokens import digest
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ def redeem_ticket(ticket: str) -> tuple[int, int]:
 
 
 def _ticket_key(ticket: str) -> str:
-    return _TICKET_KEY.format(hashlib.sha256(ticket.encode()).hexdigest())
+    return _TICKET_KEY.format(digest(ticket))
 
 
 def reauthorize_streams(user: User) -> None:

@@ -14,8 +14,9 @@ EMAIL_VERIFY = "email_verify"
 LIFETIMES = {PASSWORD_RESET: timedelta(hours=1), EMAIL_VERIFY: timedelta(hours=48)}
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def digest(secret: str) -> str:
+    """The SHA-256 hex digest under which a secret (token, handle, URL id) is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def issue(*, user: User, purpose: str) -> str:
@@ -24,7 +25,7 @@ def issue(*, user: User, purpose: str) -> str:
     OneTimeToken.create(
         user=user,
         purpose=purpose,
-        token_hash=_digest(token),
+        token_hash=digest(token),
         expires_at=utcnow() + LIFETIMES[purpose],
     )
     return token
@@ -36,12 +37,12 @@ def consume(*, token: str, purpose: str) -> User:
     Raises `ValidationFailed` (`invalid_token`) when it is unknown, expired,
     already used or meant for another purpose. Concurrent uses: only one wins.
     """
-    digest = _digest(token)
+    token_hash = digest(token)
     now = utcnow()
     spent = (
         OneTimeToken.update(used_at=now, updated_at=now)
         .where(
-            (OneTimeToken.token_hash == digest)
+            (OneTimeToken.token_hash == token_hash)
             & (OneTimeToken.purpose == purpose)
             & OneTimeToken.used_at.is_null()
             & (OneTimeToken.expires_at > now)
@@ -53,7 +54,7 @@ def consume(*, token: str, purpose: str) -> User:
         raise ValidationFailed(
             message, error="invalid_token", errors={"json": {"token": [message]}}
         )
-    record = OneTimeToken.get(OneTimeToken.token_hash == digest)
+    record = OneTimeToken.get(OneTimeToken.token_hash == token_hash)
     return User.get_by_id(record.user_id)
 
 

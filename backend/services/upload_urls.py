@@ -18,7 +18,6 @@ a while after they expire (`purge_expired`, with the other one-time tokens).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from backend.models import File, Job, UploadUrl, User, utcnow
 from backend.services import files, product_import, sessions
 from backend.services.access import get_visible, require_role
 from backend.services.media import safe_filename
+from backend.services.tokens import digest
 from backend.spool import spool
 
 FILE = "file"
@@ -69,10 +69,6 @@ def _serializer(kind: str) -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT.format(kind))
 
 
-def _digest(token_id: str) -> str:
-    return hashlib.sha256(token_id.encode()).hexdigest()
-
-
 def issue(
     *,
     user: User,
@@ -98,7 +94,7 @@ def issue(
     token_id = secrets.token_urlsafe(16)
     now = utcnow().replace(microsecond=0)
     record = UploadUrl.create(
-        owner=user, session_id=session_id, kind=kind, token_hash=_digest(token_id),
+        owner=user, session_id=session_id, kind=kind, token_hash=digest(token_id),
         purpose=purpose, filename=safe_filename(filename, fallback="products.csv"
                                                 if kind == IMPORT else "file"),
         content_type=content_type, max_bytes=limit if size is None else size,
@@ -119,7 +115,7 @@ def verify(*, token: str, kind: str) -> UploadUrl:
         token_id = _serializer(kind).loads(token)
     except BadSignature as exc:
         raise _invalid() from exc
-    record = UploadUrl.get_or_none(UploadUrl.token_hash == _digest(str(token_id)))
+    record = UploadUrl.get_or_none(UploadUrl.token_hash == digest(str(token_id)))
     if record is None:
         raise _invalid()
     if (refused := _refusal(record)) is not None:

@@ -31,10 +31,9 @@ from tests.support.flet_shop import (
     product_photo,
     search,
 )
-from tests.support.oauth_provider import CLIENT_ID, CLIENT_SECRET, Account, StandIn, stand_in
+from tests.support.oauth_provider import CLIENT_ID, CLIENT_SECRET, Account, StandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, needs_chromium]
-__all__ = ["stand_in"]  # the fixture, used by the two below
 
 IMAGE_SKU = "MUG-001"
 IMPORT_CSV = (

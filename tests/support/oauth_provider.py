@@ -16,6 +16,7 @@ app at it with every provider enabled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import secrets
@@ -242,16 +243,25 @@ def as_json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status, content_type="application/json")
 
 
-@pytest.fixture
-def stand_in() -> Iterator[StandIn]:
-    """A running stand-in for the providers, on a free port, stopped after the test."""
+@contextlib.contextmanager
+def running_stand_in() -> Iterator[StandIn]:
+    """Serve a stand-in on a free port of 127.0.0.1 until the block ends."""
     fake = StandIn()
     server = make_server("127.0.0.1", 0, fake, threaded=True)
     fake.server, fake.base = server, f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    providers.forget_cached()
-    yield fake
-    fake.mode = "ok"
-    fake.stop()
-    thread.join(timeout=5)
+    try:
+        yield fake
+    finally:
+        fake.mode = "ok"
+        fake.stop()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    """A running stand-in for the providers, stopped after the test."""
+    with running_stand_in() as fake:
+        providers.forget_cached()
+        yield fake

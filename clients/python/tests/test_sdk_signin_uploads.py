@@ -9,7 +9,6 @@ callback.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -23,9 +22,8 @@ from flet_backend_client import (
 )
 from PIL import Image
 from sdk_stack import ADMIN_EMAIL, PASSWORD, Stack, run, unique_email
-from werkzeug.serving import make_server
 
-from tests.support.oauth_provider import Account, StandIn
+from tests.support.oauth_provider import Account, StandIn, running_stand_in
 
 pytestmark = pytest.mark.slow
 CSV = b"sku,name,description,price,currency,stock\nURL-1,Via a URL,,3.50,USD,2\n"
@@ -34,20 +32,14 @@ CSV = b"sku,name,description,price,currency,stock\nURL-1,Via a URL,,3.50,USD,2\n
 @pytest.fixture(scope="module")
 def github(request: pytest.FixtureRequest) -> Iterator[StandIn]:
     """The GitHub stand-in for the module; the stack (started next) points at it."""
-    fake = StandIn()
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    fake.server, fake.base = server, f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings = fake.settings(OAUTH_PROVIDER_TIMEOUT_SECONDS=5)
-    request.module.EXTRA_ENV = {
-        k: ",".join(v) if isinstance(v, list) else str(v)
-        for k, v in settings.items()
-        if k.startswith("OAUTH_GITHUB_") or k == "OAUTH_REDIRECT_URIS"
-    }
-    yield fake
-    fake.stop()
-    thread.join(timeout=5)
+    with running_stand_in() as fake:
+        settings = fake.settings(OAUTH_PROVIDER_TIMEOUT_SECONDS=5)
+        request.module.EXTRA_ENV = {
+            k: ",".join(v) if isinstance(v, list) else str(v)
+            for k, v in settings.items()
+            if k.startswith("OAUTH_GITHUB_") or k == "OAUTH_REDIRECT_URIS"
+        }
+        yield fake
 
 
 @pytest.fixture(scope="module")
