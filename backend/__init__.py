@@ -38,7 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ratelimit,
         redis_store,
         security_headers,
-        storage,
+        stores,
     )
     from backend.config import load_config
 
@@ -47,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     db.init_app(app)
     redis_store.init_app(app)
-    storage.init_app(app)
+    stores.init_app(app)
     metrics.init_app(app)
     cors.init_app(app)
     security_headers.init_app(app)

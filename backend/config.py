@@ -124,6 +124,11 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),
         "IMPORT_MAX_BYTES": _int(env, "IMPORT_MAX_BYTES", 100 * 1024 * 1024),
         "FILES_DIR": env.get("FILES_DIR") or str(VAR_DIR / "files"),
+        "FILES_STORAGE_URL": env.get("FILES_STORAGE_URL") or None,  # unset: FILES_DIR
+        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID") or None,
+        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "FILES_DOWNLOAD_REDIRECT": _flag(env, "FILES_DOWNLOAD_REDIRECT", default=False),
+        "FILES_DOWNLOAD_URL_TTL_SECONDS": _int(env, "FILES_DOWNLOAD_URL_TTL_SECONDS", 60),
         "FILES_MAX_BYTES": _int(env, "FILES_MAX_BYTES", 100 * 1024 * 1024),
         "FILES_ALLOWED_TYPES": _list(
             env.get("FILES_ALLOWED_TYPES")
@@ -135,6 +140,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "UPLOAD_URL_TTL_SECONDS": _int(env, "UPLOAD_URL_TTL_SECONDS", MAX_UPLOAD_URL_TTL_SECONDS),
         "FILES_ACCEL_REDIRECT_PREFIX": env.get("FILES_ACCEL_REDIRECT_PREFIX") or None,
         "WORKER_HEARTBEAT_SECONDS": _int(env, "WORKER_HEARTBEAT_SECONDS", 10),
+        "JOBS_RETRY_WINDOW_HOURS": _int(env, "JOBS_RETRY_WINDOW_HOURS", 24),
         "PURGE_TOKENS_AFTER_DAYS": _int(env, "PURGE_TOKENS_AFTER_DAYS", 7),
         "PURGE_SESSIONS_AFTER_DAYS": _int(env, "PURGE_SESSIONS_AFTER_DAYS", 30),
         "PURGE_NOTIFICATIONS_AFTER_DAYS": _int(env, "PURGE_NOTIFICATIONS_AFTER_DAYS", 90),

@@ -2,8 +2,9 @@
 
 Objects are content-addressed: their key is the sha256 of their bytes, so the
 same bytes are stored once and a key never names different content. No
-user-supplied name ever becomes part of a path. Another backend (say, an
-S3-compatible bucket) only has to implement `Storage`.
+user-supplied name ever becomes part of a path. `backend.s3_storage` is the
+other implementation (an S3-compatible bucket); `backend.stores` picks one
+from `FILES_STORAGE_URL`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, TypeVar, cast
 
-from flask import Flask, Request, current_app
+from flask import Request, current_app
 
 CHUNK = 1024 * 1024
 RECEIVES_INTO_STORAGE = "receives_uploads_into_storage"  # the mark on a view function
 _KEY = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class StorageUnavailable(OSError):
+    """The store cannot be reached (or answers with a server error); try again later."""
 
 
 class TooLarge(Exception):
@@ -84,6 +89,30 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path | None:
         """Return the object's path on this machine, if it has one (for sendfile)."""
         ...
+
+    def keys(self) -> Iterator[str]:
+        """Yield every stored key (for audits, cleanup and tests)."""
+        ...
+
+    def purge_incoming(self, *, older_than_seconds: float) -> int:
+        """Delete what writes cut short (a killed process) left behind; return how many."""
+        ...
+
+    def download_url(self, key: str, *, download: Download, expires_in: int) -> str | None:
+        """Return a short-lived URL that serves the object by itself, or None if there is none.
+
+        Callers hand it out only after checking that the reader may have the bytes.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Download:
+    """How a download is to be presented: the headers a signed URL makes its server send."""
+
+    content_type: str
+    content_disposition: str
+    cache_control: str
 
 
 def check_key(key: str) -> str:
@@ -261,6 +290,10 @@ class LocalStorage:
             if _KEY.match(path.name):
                 yield path.name
 
+    def download_url(self, key: str, *, download: Download, expires_in: int) -> str | None:
+        """A folder has no URL of its own: downloads go through the app."""
+        return None
+
 
 View = TypeVar("View", bound=Callable[..., object])
 
@@ -276,16 +309,6 @@ def receives_uploads(view: View) -> View:
     """
     setattr(view, RECEIVES_INTO_STORAGE, True)
     return view
-
-
-def init_app(app: Flask) -> None:
-    """Give the app its storage (`FILES_DIR` on the local filesystem).
-
-    Requests to views marked with `receives_uploads` get their file parts
-    received into storage (see `UploadRequest`).
-    """
-    app.extensions["storage"] = LocalStorage(app.config["FILES_DIR"])
-    app.request_class = UploadRequest
 
 
 class UploadRequest(Request):

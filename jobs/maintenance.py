@@ -40,9 +40,14 @@ def purge_idempotency_keys() -> dict[str, int]:
 
 @job
 def reap_abandoned_jobs() -> dict[str, int]:
-    """Fail (or requeue, per kind) jobs whose worker died, and drop old spool files."""
+    """Fail (or requeue, per kind) jobs whose worker died; drop inputs past the retry window.
+
+    Spooled inputs (an import's CSV, kept while its job may be retried) older
+    than `JOBS_RETRY_WINDOW_HOURS` are deleted.
+    """
     counts = job_tracking.reap_abandoned()
-    counts["spool_files_removed"] = spool.purge(24 * 3600)
+    window = int(current_app.config["JOBS_RETRY_WINDOW_HOURS"]) * 3600
+    counts["spool_files_removed"] = spool.purge(window)
     return counts
 
 

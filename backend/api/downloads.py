@@ -2,7 +2,9 @@
 
 Full bodies go out through the WSGI server's file wrapper (sendfile under
 gunicorn), or are handed to the front server with `X-Accel-Redirect` when
-`FILES_ACCEL_REDIRECT_PREFIX` is set.
+`FILES_ACCEL_REDIRECT_PREFIX` is set. With `FILES_DOWNLOAD_REDIRECT` and a store
+that signs URLs (S3), an allowed download is a 302 to a short-lived presigned
+URL instead: the store then answers the GET (and its `Range`) itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from werkzeug.wsgi import wrap_file
 from backend.errors import RangeNotSatisfiable
 from backend.services import files
 from backend.services.files import Content
+from backend.storage import Download
 
 CHUNK = 256 * 1024
 IMMUTABLE = "max-age=31536000, immutable"
@@ -90,6 +93,8 @@ def send_content(found: Content, *, versioned: bool) -> Response:
     }
     if request.if_none_match.contains(found.key) or request.if_none_match.star_tag:
         return Response(status=304, headers=headers)
+    if current_app.config["FILES_DOWNLOAD_REDIRECT"] and (redirect := _redirect(found, headers)):
+        return redirect
     bounds = _byte_range(found.size, found.key)
     if bounds is None:
         return _whole(found, headers)
@@ -99,6 +104,22 @@ def send_content(found: Content, *, versioned: bool) -> Response:
     body = _slice(files.open_content(found.key), start, stop)
     return Response(body, status=206, mimetype=found.content_type, headers=headers,
                     direct_passthrough=True)  # fmt: skip
+
+
+def _redirect(found: Content, headers: dict[str, str]) -> Response | None:
+    """A 302 to a presigned URL of the bytes, or None when the store has no URLs."""
+    download = Download(
+        content_type=found.content_type, content_disposition=headers["Content-Disposition"],
+        cache_control=headers["Cache-Control"],
+    )  # fmt: skip
+    url = files.download_url(found.key, download=download)
+    if url is None:
+        return None
+    # The URL expires soon: the redirect itself is never cached.
+    return Response(status=302, headers={
+        "Location": url, "Cache-Control": "no-store", "ETag": headers["ETag"],
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+    })  # fmt: skip
 
 
 def _whole(found: Content, headers: dict[str, str]) -> Response:

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from backend.errors import DomainError
 from backend.ratelimit import seconds_until_reset
+from backend.storage import StorageUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -129,12 +130,13 @@ UNAVAILABLE_ERRORS = (
     peewee.InterfaceError,
     redis.ConnectionError,
     redis.TimeoutError,
+    StorageUnavailable,  # the object store (S3) is unreachable or failing
 )
 RETRY_AFTER_SECONDS = "5"
 
 
 def handle_unavailable(exc: Exception) -> Response:
-    """Answer 503 with `Retry-After` when the database or Redis cannot be reached."""
+    """Answer 503 with `Retry-After` when the database, Redis or the object store is down."""
     log.warning("dependency_unavailable", error_type=type(exc).__name__, error=str(exc))
     return error_response(
         503,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask_smorest.pagination import PaginationParameters
 
 from backend.api.blueprint import Blueprint
@@ -47,3 +48,22 @@ def cancel_job(job_id: str) -> Any:
     409 `job_finished` once it ended.
     """
     return job_tracking.cancel(user=caller(), job_id=job_id)
+
+
+@blp.route("/<job_id>/retry", methods=["POST"])
+@blp.alt_response(
+    409,
+    description="`job_not_retryable`: not failed or cancelled, a kind that "
+    "is not retried, retried already, past the retry window, or its input is gone.",
+)
+@auth_required(blp)
+@blp.response(202, JobSchema)
+def retry_job(job_id: str) -> Any:
+    """Run a failed or cancelled job again, as a new job; answers 202 with it.
+
+    Owner or admin. Imports (on their kept CSV), order exports and image
+    renditions can be retried, within `JOBS_RETRY_WINDOW_HOURS` (24) of the
+    job's end; a job is retried once (its retry may be retried in turn).
+    """
+    job = job_tracking.retry(user=caller(), job_id=job_id)
+    return job, 202, {"Location": url_for("jobs.get_job", job_id=job.id)}

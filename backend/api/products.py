@@ -63,8 +63,8 @@ def import_products(files: dict[str, FileStorage]) -> Any:
     UTF-8 with or without BOM); rows are upserted by sku. Follow the job at
     `Location` or with `job.*` events; its result lists row errors.
     """
-    path = spool(files["file"].stream, suffix=".csv")
-    job = product_import.start_import(actor=caller(), csv_path=path)
+    name = spool(files["file"].stream, suffix=".csv")
+    job = product_import.start_import(actor=caller(), input_name=name)
     return job, 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 

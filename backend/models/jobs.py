@@ -37,6 +37,10 @@ class Job(BaseModel):
     cancel_requested = UTCDateTimeField(null=True)
     started_at = UTCDateTimeField(null=True)
     finished_at = UTCDateTimeField(null=True)
+    func = CharField(max_length=200, null=True)  # the job function's dotted path
+    args = JSONTextField(null=True)  # its arguments, as JSON: what a retry runs again
+    retry_of = CharField(max_length=64, null=True)  # the job this one retries
+    retried_as = CharField(max_length=64, null=True)  # the job that retries this one
 
     @property
     def progress(self) -> dict[str, Any]:

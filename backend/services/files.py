@@ -32,7 +32,7 @@ from backend.services.media import (
     safe_filename,
     sniff,
 )
-from backend.storage import Incoming, LocalStorage, Readable, StoredObject, TooLarge, get_storage
+from backend.storage import Download, Incoming, Readable, StoredObject, TooLarge, get_storage
 from backend.storage import relative_path as storage_relative_path
 
 PUBLIC_PURPOSES = ("product_image",)
@@ -255,6 +255,16 @@ def open_content(key: str) -> IO[bytes]:
         raise NotFound("The file's content is missing.") from exc
 
 
+def download_url(key: str, *, download: Download) -> str | None:
+    """Return a short-lived URL that serves stored bytes from the store itself, if it has one.
+
+    Valid `FILES_DOWNLOAD_URL_TTL_SECONDS`; None for a store without URLs (local
+    storage). Only for a reader `content` allowed: the URL is all it takes.
+    """
+    ttl = int(current_app.config["FILES_DOWNLOAD_URL_TTL_SECONDS"])
+    return get_storage().download_url(key, download=download, expires_in=ttl)
+
+
 def relative_path(key: str) -> str:
     """Return where stored bytes live below the storage root (for `X-Accel-Redirect`)."""
     return storage_relative_path(key)
@@ -374,12 +384,7 @@ def cleanup() -> dict[str, int]:
     for batch in (orphans, expired):
         if batch:
             _delete_records(batch)
-    storage = get_storage()
-    leftovers = (
-        storage.purge_incoming(older_than_seconds=24 * 3600)
-        if isinstance(storage, LocalStorage)
-        else 0
-    )
+    leftovers = get_storage().purge_incoming(older_than_seconds=24 * 3600)
     return {"orphans": len(orphans), "expired_exports": len(expired), "incoming_removed": leftovers}
 
 

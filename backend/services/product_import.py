@@ -15,9 +15,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
-import redis
 from marshmallow import ValidationError
 
 from backend import cache
@@ -28,6 +27,7 @@ from backend.schemas.catalog import CENT, ProductSchema
 from backend.services import job_tracking
 from backend.services.access import require_role
 from backend.services.products import CACHE_NAMESPACE, announce
+from backend.spool import Spooled
 
 HEADER = ["sku", "name", "description", "price", "currency", "stock"]
 MAX_ERRORS = 100
@@ -44,6 +44,7 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,100}")
 
 Progress = Callable[[int, int | None, str], None]
 RowErrors = list[tuple[str, str]]
+Source = Path | Spooled  # a CSV file here, or an input in the spool (what jobs get)
 
 
 @dataclass
@@ -86,7 +87,7 @@ class _Lines:
     Lines end with LF (or CRLF).
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
 
     def __iter__(self) -> _Lines:
@@ -124,48 +125,58 @@ class _Batch:
         return len(self.rows) + self.repeats
 
 
-def start_import(*, actor: User, csv_path: Path) -> Job:
+def start_import(*, actor: User, input_name: str) -> Job:
     """Check a spooled CSV's header and start importing it in the background (admin).
 
-    Raises `Forbidden`, or `ValidationFailed` (`invalid_csv`) for a file that
-    is empty, not UTF-8 text, or has the wrong columns; the file is then
-    deleted.
+    `input_name` names the CSV in the spool (`backend.spool.spool`). Raises
+    `Forbidden`, or `ValidationFailed` (`invalid_csv`) for a file that is empty,
+    not UTF-8 text, or has the wrong columns (or `redis.RedisError`); the input
+    is then deleted.
     """
-    require_role(actor, "admin")
+    source = Spooled(input_name)
     try:
-        check_header(csv_path)
-    except ValidationFailed:
-        csv_path.unlink(missing_ok=True)
-        raise
-    try:
+        require_role(actor, "admin")
+        check_header(source)
         return job_tracking.submit(
             owner=actor, kind="products.import", func="jobs.products.import_products",
-            args=(str(csv_path),),
+            args=(input_name,),
         )  # fmt: skip
-    except redis.RedisError:
-        csv_path.unlink(missing_ok=True)
+    except BaseException:
+        source.delete()
         raise
 
 
-def check_header(path: Path) -> None:
-    """Check that `path` is UTF-8 text (BOM or not) whose first line is exactly `HEADER`.
+def run_import(*, input_name: str, progress: Progress) -> ImportResult:
+    """Import the spooled CSV `input_name` (see `import_products`); delete it once done.
+
+    When the import fails or is stopped, the input stays for a retry
+    (`POST /jobs/{id}/retry`) until the spool is purged.
+    """
+    source = Spooled(input_name)
+    result = import_products(source=source, progress=progress)
+    source.delete()
+    return result
+
+
+def check_header(source: Source) -> None:
+    """Check that `source` is UTF-8 text (BOM or not) whose first line is exactly `HEADER`.
 
     Column names are compared case-insensitively, surrounding spaces ignored, in order.
 
     Args:
-        path: The CSV file.
+        source: The CSV file.
 
     Raises:
         InvalidCsv: The file is empty, not UTF-8 text (binary data, say), its first
             line is longer than 64 KiB, or its columns are missing, unexpected,
             repeated or out of order (the message names them).
     """
-    with path.open("rb") as stream:
+    with source.open("rb") as stream:
         _read_header(stream)
 
 
-def import_products(*, path: Path, progress: Progress, batch_size: int = 500) -> ImportResult:
-    """Create or update (by sku) the products listed in the CSV file at `path`.
+def import_products(*, source: Source, progress: Progress, batch_size: int = 500) -> ImportResult:
+    """Create or update (by sku) the products listed in the CSV file `source`.
 
     The header is checked first (see `check_header`); nothing is written when it
     fails. Rows are then streamed and validated with `ProductSchema`: empty cells
@@ -185,7 +196,7 @@ def import_products(*, path: Path, progress: Progress, batch_size: int = 500) ->
     quoted values span lines); the last call, at the end, has `total == rows_done`.
 
     Args:
-        path: The CSV file (UTF-8, first line `HEADER`).
+        source: The CSV file (UTF-8, first line `HEADER`).
         progress: Called after each batch with rows done, total rows, and a message.
         batch_size: Valid rows per transaction (at least 1).
 
@@ -202,9 +213,9 @@ def import_products(*, path: Path, progress: Progress, batch_size: int = 500) ->
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     csv.field_size_limit(FIELD_SIZE_LIMIT)
-    with path.open("rb") as stream:
+    with source.open("rb") as stream:
         _read_header(stream)
-        importer = _Importer(progress=progress, total=_count_rows(path), batch_size=batch_size)
+        importer = _Importer(progress=progress, total=_count_rows(source), batch_size=batch_size)
         importer.run(csv.reader(_Lines(stream), strict=True))
     return importer.result
 
@@ -362,7 +373,7 @@ def _write_batch(batch: _Batch) -> tuple[int, int]:
     return created, len(batch) - created
 
 
-def _read_header(stream: BinaryIO) -> None:
+def _read_header(stream: IO[bytes]) -> None:
     """Read and check the first line of `stream`, leaving it at the first data line."""
     raw = stream.readline(len(codecs.BOM_UTF8) + MAX_HEADER_BYTES + 2)
     if not raw:
@@ -401,10 +412,10 @@ def _check_columns(text: str) -> None:
     )
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(source: Source) -> int:
     """Count the data lines (header excluded) by counting newlines in binary chunks."""
     lines, last = 0, b"\n"
-    with path.open("rb") as stream:
+    with source.open("rb") as stream:
         while chunk := stream.read(COUNT_CHUNK):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
@@ -413,4 +424,13 @@ def _count_rows(path: Path) -> int:
     return max(lines - 1, 0)
 
 
-__all__ = ["HEADER", "MAX_ERRORS", "ImportResult", "InvalidCsv", "check_header", "import_products"]
+__all__ = [
+    "HEADER",
+    "MAX_ERRORS",
+    "ImportResult",
+    "InvalidCsv",
+    "check_header",
+    "import_products",
+    "run_import",
+    "start_import",
+]

@@ -206,8 +206,8 @@ def receive_import(*, grant: UploadUrl, stream: IO[bytes]) -> Job:
     """
     require_role(grant.owner, "admin")  # before anything is spooled (demoted meanwhile?)
     with _claimed(grant):
-        path = spool(_Bounded(stream, grant.max_bytes), suffix=".csv")
-        job = product_import.start_import(actor=grant.owner, csv_path=path)
+        name = spool(_Bounded(stream, grant.max_bytes), suffix=".csv")
+        job = product_import.start_import(actor=grant.owner, input_name=name)
     _completed(grant, job_id=job.id)
     return job
 

@@ -42,7 +42,7 @@ def write_csv(tmp_path: Path, *rows: str, bom: bool = False, newline: str = "\n"
 def run_import(path: Path, *, batch_size: int = 500) -> tuple[ImportResult, ProgressCalls]:
     calls: ProgressCalls = []
     result = import_products(
-        path=path, progress=lambda *call: calls.append(call), batch_size=batch_size
+        source=path, progress=lambda *call: calls.append(call), batch_size=batch_size
     )
     return result, calls
 
@@ -134,7 +134,7 @@ def test_progress_is_reported_after_each_committed_batch(app: Flask, tmp_path: P
         calls.append((done, total, message))
         committed.append(Product.select().count())
 
-    result = import_products(path=path, progress=progress, batch_size=2)
+    result = import_products(source=path, progress=progress, batch_size=2)
     assert result.created == 5
     assert calls == [
         (2, 5, "imported 2 rows"), (4, 5, "imported 4 rows"), (5, 5, "imported 5 rows"),
@@ -154,7 +154,7 @@ def test_a_stop_between_batches_keeps_whole_batches_only(app: Flask, tmp_path: P
         raise Cancelled
 
     with pytest.raises(Cancelled):
-        import_products(path=path, progress=cancel, batch_size=3)
+        import_products(source=path, progress=cancel, batch_size=3)
     assert skus() == ["S1", "S2", "S3"]
     assert len(stream_events("products")) == 3
 
@@ -196,7 +196,7 @@ def test_a_batch_failing_midway_is_rolled_back_whole(
     refuse_sku("S280")
     calls: ProgressCalls = []
     with pytest.raises(DatabaseError, match="refused"):
-        import_products(path=path, progress=lambda *call: calls.append(call), batch_size=150)
+        import_products(source=path, progress=lambda *call: calls.append(call), batch_size=150)
     assert Product.select().count() == 150
     assert skus()[-1] == "S150"
     assert len(stream_events("products")) == 150
@@ -309,7 +309,7 @@ def test_a_wrong_header_is_refused_and_nothing_is_written(
     assert says in checked.value.message
     calls: ProgressCalls = []
     with pytest.raises(InvalidCsv, match=says):
-        import_products(path=path, progress=lambda *call: calls.append(call))
+        import_products(source=path, progress=lambda *call: calls.append(call))
     assert (Product.select().count(), calls, stream_events("products")) == (0, [], [])
 
 
@@ -366,7 +366,7 @@ def test_undecodable_bytes_stop_the_import_after_the_committed_batches(
     )
     calls: ProgressCalls = []
     with pytest.raises(InvalidCsv) as stopped:
-        import_products(path=path, progress=lambda *call: calls.append(call), batch_size=2)
+        import_products(source=path, progress=lambda *call: calls.append(call), batch_size=2)
     assert stopped.value.error == "invalid_csv"
     assert stopped.value.message.startswith("Row 6 is not UTF-8 text")
     assert "rows 1-4 were processed and their valid rows committed" in stopped.value.message
@@ -388,7 +388,7 @@ def test_a_100_000_row_import_runs_in_bounded_memory(app: Flask, tmp_path: Path)
     calls: ProgressCalls = []
     tracemalloc.start()
     try:
-        result = import_products(path=path, progress=lambda *call: calls.append(call))
+        result = import_products(source=path, progress=lambda *call: calls.append(call))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

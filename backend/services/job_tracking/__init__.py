@@ -21,6 +21,8 @@ A tracked job's life, and who records each step:
   again when RQ will retry); the reaper fails a started job whose worker died.
 - **cancelled**: `cancel` ends a queued job at once; a running one is asked
   to stop, and RQ's stop callback (`jobs.base.on_stopped`) records it.
+- **retried**: `retry` (`retries`) submits a failed or cancelled job of a
+  retryable kind again as a new job with the same arguments.
 
 Every step is one write of the job's live state in Redis (`state`) together
 with its event on `backend.channels.user_channel(owner)`, whose data is the
@@ -45,6 +47,7 @@ from backend.services.job_tracking.records import (
     list_jobs,
     submit,
 )
+from backend.services.job_tracking.retries import retry
 from backend.services.job_tracking.runs import JobRun, current_run, performing, tracking
 from backend.services.job_tracking.sync import sync_rows
 
@@ -65,6 +68,7 @@ __all__ = [
     "performing",
     "reap_abandoned",
     "record_finished",
+    "retry",
     "submit",
     "sync_rows",
     "tracking",

@@ -33,17 +33,24 @@ ON_STOPPED = "jobs.base.on_stopped"  # RQ's stop callback, run by the worker
 
 @dataclass(frozen=True)
 class JobKind:
-    """How jobs of one kind run: time limit, retries, and what to do if their worker dies."""
+    """How jobs of one kind run: time limit, retries, and what to do if their worker dies.
+
+    `retryable`: a failed or cancelled job may be run again (`POST /jobs/{id}/retry`)
+    with the same arguments. `spooled_input`: the position of the argument naming a
+    spooled input (`backend.spool`) that the job consumes; a retry runs on a copy.
+    """
 
     timeout: int = 600
     retry: Retry | None = None
     requeue_if_abandoned: bool = False
+    retryable: bool = False
+    spooled_input: int | None = None
 
 
 KINDS: dict[str, JobKind] = {
-    "products.import": JobKind(timeout=3600),
-    "orders.export": JobKind(timeout=1800, requeue_if_abandoned=True),
-    "files.renditions": JobKind(timeout=300, requeue_if_abandoned=True),
+    "products.import": JobKind(timeout=3600, retryable=True, spooled_input=0),
+    "orders.export": JobKind(timeout=1800, requeue_if_abandoned=True, retryable=True),
+    "files.renditions": JobKind(timeout=300, requeue_if_abandoned=True, retryable=True),
 }
 
 
@@ -52,17 +59,29 @@ def kind_of(kind: str) -> JobKind:
     return KINDS.get(kind, JobKind())
 
 
-def submit(*, owner: User | None, kind: str, func: str, args: tuple[object, ...] = ()) -> Job:
+def submit(
+    *,
+    owner: User | None,
+    kind: str,
+    func: str,
+    args: tuple[object, ...] = (),
+    job_id: str | None = None,
+    retry_of: str | None = None,
+) -> Job:
     """Record a job and put it on a queue; return the record (status `queued`).
 
-    `func` is the job function's dotted path (`"jobs.products.import_products"`).
-    Raises `LookupError` when it names no function (nothing is recorded), and
+    `func` is the job function's dotted path (`"jobs.products.import_products"`);
+    it and `args` are kept on the record (as JSON) for a retry. Raises
+    `LookupError` when it names no function (nothing is recorded), and
     `redis.RedisError` (nothing is left behind) when Redis is unreachable.
     """
     check_job_function(func)
     spec = kind_of(kind)
     with db.atomic():
-        record = Job.create(id=uuid.uuid4().hex, user=owner, kind=kind)
+        record = Job.create(
+            id=job_id or uuid.uuid4().hex, user=owner, kind=kind, func=func, args=list(args),
+            retry_of=retry_of,
+        )  # fmt: skip
     try:
         enqueue(
             func, *args, job_id=record.id, timeout=spec.timeout, retry=spec.retry,

@@ -1,0 +1,506 @@
+"""File bytes and spooled job inputs in an S3 bucket (AWS S3, SeaweedFS, MinIO, ...), via boto3.
+
+`FILES_STORAGE_URL=s3://bucket[/prefix]?endpoint_url=http://host:port&region=...`
+(credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, else boto3's own
+chain). Inside the bucket, below the optional prefix:
+
+- `ab/cd/<sha256>`: stored objects, content-addressed as in `LocalStorage`;
+- `incoming/<uuid>`: a large upload while it is written (multipart), copied to its
+  key once its sha256 is known, then deleted;
+- `spool/<name>`: job inputs (`S3Spool`).
+
+Uploads are streamed: a body that fits in one part (`PART_SIZE`, 8 MiB) is one PUT
+to its final key; a larger one is a multipart upload of 8 MiB parts, so at most a
+couple of parts are in memory whatever the size. A failed or too-large upload is
+aborted: no object and no pending multipart upload remain (`purge_incoming` aborts
+those a killed process left). Reads are ranged GETs in growing windows
+(`S3Reader`), so `seek` (byte ranges, image decoding) costs no more than it reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from backend.spool import Readable, check_name, new_name
+from backend.storage import (
+    CHUNK,
+    Download,
+    StorageUnavailable,
+    StoredObject,
+    TooLarge,
+    relative_path,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB (but the last)
+FIRST_WINDOW = 64 * 1024  # the first ranged GET of a read; each next one doubles...
+MAX_WINDOW = 8 * 1024 * 1024  # ... up to this
+DRAIN_LIMIT = 64 * 1024  # a GET body left with less than this is read out, keeping its connection
+_OBJECT_KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})")
+_UNAVAILABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in which S3 service: parsed from an `s3://` `FILES_STORAGE_URL`."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    public_endpoint_url: str | None = None  # presigned URLs for clients, if they see another
+
+    @classmethod
+    def from_url(cls, url: str) -> Location:
+        """Parse `s3://bucket[/prefix]?endpoint_url=...&region=...&public_endpoint_url=...`.
+
+        Raises `ValueError` for another scheme, a missing bucket or an unknown parameter.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"not an s3://bucket URL: {url!r}")
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        unknown = set(query) - {"endpoint_url", "region", "public_endpoint_url"}
+        if unknown:
+            raise ValueError(f"unknown FILES_STORAGE_URL parameters: {', '.join(sorted(unknown))}")
+        prefix = parts.path.strip("/")
+        return cls(
+            bucket=parts.netloc, prefix=f"{prefix}/" if prefix else "",
+            endpoint_url=query.get("endpoint_url"), region=query.get("region"),
+            public_endpoint_url=query.get("public_endpoint_url"),
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Raise `FileNotFoundError` for a missing object, `StorageUnavailable` when S3 is down."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise FileNotFoundError(str(exc)) from exc
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable"):
+            raise StorageUnavailable(f"object storage: {exc}") from exc
+        raise
+    except _UNAVAILABLE as exc:
+        raise StorageUnavailable(f"object storage unreachable: {exc}") from exc
+
+
+class Bucket:
+    """A bucket (and key prefix) with a boto3 client per process.
+
+    A forked process (an RQ work horse, a gunicorn worker) builds its own
+    client rather than share the parent's pooled connections.
+    """
+
+    def __init__(
+        self, location: Location, *, access_key: str | None = None, secret_key: str | None = None
+    ) -> None:
+        self.location = location
+        self.name = location.bucket
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._clients: dict[tuple[int, str | None], S3Client] = {}
+        self._lock = threading.Lock()
+
+    def key(self, name: str) -> str:
+        """Return the bucket key of `name` (below the prefix)."""
+        return f"{self.location.prefix}{name}"
+
+    @property
+    def client(self) -> S3Client:
+        """This process's client."""
+        return self._client(self.location.endpoint_url)
+
+    @property
+    def public_client(self) -> S3Client:
+        """The client that signs URLs for clients (`public_endpoint_url`, else the usual one)."""
+        return self._client(self.location.public_endpoint_url or self.location.endpoint_url)
+
+    def _client(self, endpoint_url: str | None) -> S3Client:
+        slot = (os.getpid(), endpoint_url)
+        with self._lock:
+            if slot not in self._clients:
+                self._clients = {k: v for k, v in self._clients.items() if k[0] == slot[0]}
+                self._clients[slot] = boto3.client(
+                    "s3", endpoint_url=endpoint_url, region_name=self.location.region,
+                    config=Config(
+                        s3={"addressing_style": "path" if endpoint_url else "auto"},
+                        signature_version="s3v4", connect_timeout=5, read_timeout=60,
+                        retries={"max_attempts": 3, "mode": "standard"},
+                        max_pool_connections=50,
+                    ),
+                    aws_access_key_id=self._access_key, aws_secret_access_key=self._secret_key,
+                )  # fmt: skip
+            return self._clients[slot]
+
+    def ensure_exists(self) -> bool:
+        """Create the bucket if it is missing; return whether it had to be created."""
+        with translated():
+            try:
+                self.client.head_bucket(Bucket=self.name)
+            except botocore.exceptions.ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket"):
+                    raise
+                self.client.create_bucket(Bucket=self.name)
+                return True
+        return False
+
+    def names(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Yield `(name below the prefix, last modified)` of every object under `prefix`."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        with translated():
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.location.prefix) :], item["LastModified"]
+
+    def delete(self, name: str) -> None:
+        """Delete an object if it exists."""
+        with translated():
+            self.client.delete_object(Bucket=self.name, Key=self.key(name))
+
+    def exists(self, name: str) -> bool:
+        """Return whether the object exists."""
+        try:
+            self.size(name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        """Return the object's size. Raises `FileNotFoundError`."""
+        with translated():
+            found = self.client.head_object(Bucket=self.name, Key=self.key(name))
+        return int(found["ContentLength"])
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy an object inside the bucket (server side; objects up to 5 GiB)."""
+        with translated():
+            self.client.copy_object(
+                Bucket=self.name, Key=self.key(target),
+                CopySource={"Bucket": self.name, "Key": self.key(source)},
+            )  # fmt: skip
+
+    def open(self, name: str) -> IO[bytes]:
+        """Open an object for reading (buffered ranged GETs). Raises `FileNotFoundError`."""
+        return io.BufferedReader(S3Reader(self, self.key(name)), buffer_size=FIRST_WINDOW)
+
+    def write(self, name: str, parts: Iterator[bytes]) -> None:
+        """Write the object `name` from `parts`: one PUT if there is one, else a multipart upload.
+
+        Every part but the last must hold `PART_SIZE` bytes. Any error while
+        the parts are read or sent aborts the upload: nothing is left.
+        """
+        first = next(parts, b"")
+        second = next(parts, None)
+        key = self.key(name)
+        with translated():
+            if not second:  # one part (maybe followed by an empty last one)
+                self.client.put_object(Bucket=self.name, Key=key, Body=first)
+                return
+            upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
+            try:
+                done: list[CompletedPartTypeDef] = []
+                for number, part in enumerate(itertools.chain([first, second], parts), start=1):
+                    if part:
+                        sent = self.client.upload_part(
+                            Bucket=self.name, Key=key, UploadId=upload, PartNumber=number,
+                            Body=part,
+                        )  # fmt: skip
+                        done.append({"PartNumber": number, "ETag": sent["ETag"]})
+                self.client.complete_multipart_upload(
+                    Bucket=self.name, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload)
+                raise
+
+    def abort_uploads(self, prefix: str, *, before: datetime) -> int:
+        """Abort multipart uploads under `prefix` started before `before`; return how many."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        aborted = 0
+        with translated():
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < before:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        return aborted
+
+
+def parts_of(
+    source: Readable, *, max_bytes: int | None = None, digest: Any | None = None
+) -> Iterator[bytes]:
+    """Yield `source` as `PART_SIZE` parts and a last, shorter (maybe empty) one.
+
+    Hashes into `digest` on the way; raises `TooLarge` past `max_bytes`. At most
+    one part and one read are held at a time.
+    """
+    buffer = bytearray()
+    size = 0
+    for chunk in iter(lambda: source.read(CHUNK), b""):
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise TooLarge(max_bytes)
+        if digest is not None:
+            digest.update(chunk)
+        buffer += chunk
+        while len(buffer) >= PART_SIZE:
+            yield bytes(buffer[:PART_SIZE])
+            del buffer[:PART_SIZE]
+    yield bytes(buffer)
+
+
+class S3Reader(io.RawIOBase):
+    """A seekable reader of one object: ranged GETs of growing windows, streamed.
+
+    Opening fetches the first window (which finds the size, or raises
+    `FileNotFoundError`); each next window doubles, up to `MAX_WINDOW`. A seek
+    elsewhere drops the current body and the next read fetches from there.
+    """
+
+    def __init__(self, bucket: Bucket, key: str) -> None:
+        super().__init__()
+        self._bucket = bucket
+        self._key = key
+        self._pos = 0
+        self._body: Any = None
+        self._body_end = 0
+        self._window = FIRST_WINDOW
+        self.size = -1
+        self._fetch()
+
+    def readable(self) -> bool:
+        """Objects can be read."""
+        return True
+
+    def seekable(self) -> bool:
+        """Reads can start anywhere."""
+        return True
+
+    def tell(self) -> int:
+        """Return the position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the position; the next read fetches from there."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        target = max(base + offset, 0)
+        if target != self._pos:
+            self._drop_body()
+            self._pos = target
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into `buffer` from the current window, fetching the next one when it ran out."""
+        if self._pos >= self.size or not len(buffer):
+            return 0
+        if self._body is None or self._pos >= self._body_end:
+            self._drop_body()
+            self._fetch()
+        with translated():
+            data = self._body.read(min(len(buffer), self._body_end - self._pos))
+        if not data:
+            raise OSError(f"object storage ended {self._key} early at byte {self._pos}")
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def _fetch(self) -> None:
+        end = self._pos + self._window - 1
+        if self.size >= 0:
+            end = min(end, self.size - 1)
+        with translated():
+            try:
+                answer = self._bucket.client.get_object(
+                    Bucket=self._bucket.name, Key=self._key, Range=f"bytes={self._pos}-{end}"
+                )
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidRange" or self._pos:
+                    raise
+                self.size = 0  # an empty object has no byte 0
+                return
+        total = str(answer.get("ContentRange", "")).rpartition("/")[2]
+        self.size = int(total) if total.isdigit() else int(answer["ContentLength"])
+        self._body = answer["Body"]
+        self._body_end = self._pos + int(answer["ContentLength"])
+        self._window = min(self._window * 2, MAX_WINDOW)
+
+    def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        if body is None:
+            return
+        with contextlib.suppress(Exception):
+            if self._body_end - self._pos <= DRAIN_LIMIT:
+                body.read()  # the connection goes back to the pool
+            body.close()
+
+    def close(self) -> None:
+        """Drop the current GET, then close."""
+        self._drop_body()
+        super().close()
+
+
+class S3Storage:
+    """Content-addressed objects in a bucket; see the module docstring for the layout."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+
+    def put(self, source: Readable, *, max_bytes: int | None = None) -> StoredObject:
+        """Stream `source` into the bucket while hashing; return its key and size.
+
+        A source of one part goes straight to its key. A larger one is written
+        to `incoming/` by a multipart upload, then copied to its key (the sha256
+        is known only at the end) and the upload deleted. Raises `TooLarge`
+        past `max_bytes`, leaving nothing behind.
+        """
+        digest = hashlib.sha256()
+        size = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal size
+            for part in parts_of(source, max_bytes=max_bytes, digest=digest):
+                size += len(part)
+                yield part
+
+        parts = counted()
+        first = next(parts)
+        second = next(parts)  # parts_of always yields a last part
+        if not second:
+            key = digest.hexdigest()
+            self.bucket.write(relative_path(key), iter([first]))
+            return StoredObject(key=key, size=size)
+        temp = f"incoming/{uuid.uuid4().hex}"
+        try:
+            self.bucket.write(temp, itertools.chain([first, second], parts))
+            key = digest.hexdigest()
+            self.bucket.copy(temp, relative_path(key))
+        finally:
+            with contextlib.suppress(Exception):
+                self.bucket.delete(temp)
+        return StoredObject(key=key, size=size)
+
+    def open(self, key: str) -> IO[bytes]:
+        """Open the object for reading. Raises `FileNotFoundError`."""
+        return self.bucket.open(relative_path(key))
+
+    def delete(self, key: str) -> None:
+        """Delete the object if it exists."""
+        self.bucket.delete(relative_path(key))
+
+    def exists(self, key: str) -> bool:
+        """Return whether the object exists."""
+        return self.bucket.exists(relative_path(key))
+
+    def size(self, key: str) -> int:
+        """Return the object's size in bytes. Raises `FileNotFoundError`."""
+        return self.bucket.size(relative_path(key))
+
+    def local_path(self, key: str) -> Path | None:
+        """Objects in a bucket have no path on this machine."""
+        return None
+
+    def keys(self) -> Iterator[str]:
+        """Yield every stored key."""
+        for name, _modified in self.bucket.names(""):
+            if found := _OBJECT_KEY.fullmatch(name):
+                yield found.group(1)
+
+    def purge_incoming(self, *, older_than_seconds: float) -> int:
+        """Abort multipart uploads and delete `incoming/` objects a killed process left."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        removed = self.bucket.abort_uploads("incoming/", before=cutoff)
+        for name, modified in list(self.bucket.names("incoming/")):
+            if modified < cutoff:
+                self.bucket.delete(name)
+                removed += 1
+        return removed
+
+    def download_url(self, key: str, *, download: Download, expires_in: int) -> str:
+        """Return a presigned GET of the object, answered with `download`'s headers."""
+        with translated():
+            return self.bucket.public_client.generate_presigned_url(
+                "get_object", ExpiresIn=expires_in,
+                Params={
+                    "Bucket": self.bucket.name, "Key": self.bucket.key(relative_path(key)),
+                    "ResponseContentType": download.content_type,
+                    "ResponseContentDisposition": download.content_disposition,
+                    "ResponseCacheControl": download.cache_control,
+                },
+            )  # fmt: skip
+
+
+class S3Spool:
+    """Job inputs under `spool/` in the bucket, where workers on any machine find them."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+
+    def write(self, source: Readable, *, suffix: str) -> str:
+        """Stream `source` to a new input (multipart past one part); return its name."""
+        name = new_name(suffix)
+        self.bucket.write(f"spool/{name}", parts_of(source))
+        return name
+
+    def open(self, name: str) -> IO[bytes]:
+        """Open an input for reading. Raises `FileNotFoundError`."""
+        return self.bucket.open(f"spool/{check_name(name)}")
+
+    def exists(self, name: str) -> bool:
+        """Return whether the input is there."""
+        return self.bucket.exists(f"spool/{check_name(name)}")
+
+    def copy(self, name: str) -> str:
+        """Copy the input (server side) under a new name; return it."""
+        copied = new_name("." + check_name(name).rsplit(".", 1)[1])
+        self.bucket.copy(f"spool/{name}", f"spool/{copied}")
+        return copied
+
+    def delete(self, name: str) -> None:
+        """Delete an input."""
+        self.bucket.delete(f"spool/{check_name(name)}")
+
+    def purge(self, *, older_than_seconds: float) -> int:
+        """Delete inputs older than the cutoff, and abort their uploads cut short."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        removed = self.bucket.abort_uploads("spool/", before=cutoff)
+        for name, modified in list(self.bucket.names("spool/")):
+            if modified < cutoff:
+                self.bucket.delete(name)
+                removed += 1
+        return removed
