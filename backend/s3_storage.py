@@ -400,7 +400,7 @@ class S3Storage:
 
         parts = counted()
         first = next(parts)
-        second = next(parts)  # parts_of always yields a last part
+        second = next(parts, b"")  # nothing, or an empty last part: it fits in one
         if not second:
             key = digest.hexdigest()
             self.bucket.write(relative_path(key), iter([first]))

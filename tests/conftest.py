@@ -11,6 +11,10 @@ The database is SQLite unless `DATABASE_URL` names PostgreSQL (see
 or, when unset, an embedded one started for the session by the first test that asks for
 Redis: through `redis_url`, or `make_app`/`app`/`client`, which depend on it. A test that
 asks for none of them and still starts a Redis server fails.
+
+Files are stored locally (`FILES_DIR` in the test's folder) unless the test is marked
+`both_stores`: then it runs twice, on local storage and on S3 (a real SeaweedFS started
+once per session, `tests.support.seaweedfs`; a prefix of its own per test).
 """
 
 from __future__ import annotations
@@ -32,13 +36,16 @@ from jobs.worker import SimpleWorker
 from tests.support.accounts import ADMIN_EMAIL, USER_EMAIL, login, make_user
 from tests.support.databases import TestDatabase, with_redis_db
 from tests.support.processes import redis_servers_started_here
+from tests.support.seaweedfs import SeaweedFS
 
 pytest_plugins = [
     "tests.support.processes",
     "tests.support.smtp",
     "tests.support.oauth_provider",
+    "tests.support.seaweedfs",
     "pytester",
 ]
+STORES = ("local", "s3")
 
 TEST_REDIS_DB = 13
 
@@ -103,14 +110,41 @@ def outbox(tmp_path: Path) -> Path:
     return tmp_path / "mail"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests marked `both_stores` once per store (`files_storage`: local, s3)."""
+    if metafunc.definition.get_closest_marker("both_stores") and (
+        "files_storage" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("files_storage", STORES, indirect=True)
+
+
 @pytest.fixture
-def make_app(database_url: str, redis_url: str, outbox: Path) -> Callable[..., Flask]:
-    """Build an app on the test database and Redis, with `overrides` applied."""
+def files_storage(request: pytest.FixtureRequest) -> str:
+    """Which store this test's files go to: `local`, or `s3` (tests marked `both_stores`)."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def storage_settings(request: pytest.FixtureRequest, files_storage: str) -> dict[str, str]:
+    """The settings that put this test's files in its store (nothing for local storage)."""
+    if files_storage == "local":
+        return {}
+    server: SeaweedFS = request.getfixturevalue("seaweedfs")
+    return server.store().settings()
+
+
+@pytest.fixture
+def make_app(
+    database_url: str, redis_url: str, outbox: Path, storage_settings: dict[str, str]
+) -> Callable[..., Flask]:
+    """Build an app on the test database, Redis and file store, with `overrides` applied."""
 
     def build(**overrides: Any) -> Flask:
         config = {"TESTING": True, "ENV": "development", "DATABASE_URL": database_url,
                   "REDIS_URL": redis_url, "MAIL_OUTBOX_DIR": str(outbox),
-                  "FILES_DIR": str(outbox.parent / "files"), **overrides}  # fmt: skip
+                  "FILES_DIR": str(outbox.parent / "files"),
+                  "SPOOL_DIR": str(outbox.parent / "spool"), **storage_settings,
+                  **overrides}  # fmt: skip
         return create_app(config)
 
     return build

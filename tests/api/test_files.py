@@ -6,7 +6,6 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,6 +15,9 @@ from backend.models import File
 from tests.support.accounts import login, make_user
 from tests.support.files import API, image_bytes, upload
 from tests.support.helpers import assert_error, json_body
+from tests.support.storage import leftovers, stored_keys
+
+pytestmark = pytest.mark.both_stores
 
 CSV = b"sku,name\nA-1,Tea\n"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -31,16 +33,6 @@ def alice(client: FlaskClient) -> dict[str, str]:
 def bob(client: FlaskClient) -> dict[str, str]:
     make_user("bob@example.test")
     return login(client, "bob@example.test").headers
-
-
-def stored_objects(app: Flask) -> list[Path]:
-    root = Path(app.config["FILES_DIR"])
-    return [p for p in root.glob("??/??/*") if p.is_file()]
-
-
-def leftovers(app: Flask) -> list[Path]:
-    incoming = Path(app.config["FILES_DIR"]) / "incoming"
-    return list(incoming.iterdir()) if incoming.exists() else []
 
 
 @pytest.mark.parametrize(
@@ -72,7 +64,7 @@ def test_upload_stores_the_bytes_under_their_sha256(
     assert body["filename"] == filename
     assert body["variants"] == {}
     assert response.headers["Location"].endswith(f"/files/{body['id']}")
-    assert [p.name for p in stored_objects(app)] == [digest]
+    assert stored_keys(app) == [digest]
     assert leftovers(app) == []
 
 
@@ -80,12 +72,12 @@ def test_same_bytes_are_stored_once(client: FlaskClient, app: Flask, alice: dict
     first = json_body(upload(client, alice, CSV, "a.csv", "text/csv"))
     second = json_body(upload(client, alice, CSV, "b.csv", "text/csv"))
     assert first["id"] != second["id"]
-    assert len(stored_objects(app)) == 1
+    assert len(stored_keys(app)) == 1
     client.delete(f"{API}/files/{first['id']}", headers=alice)
-    assert len(stored_objects(app)) == 1, "still used by the second file"
+    assert len(stored_keys(app)) == 1, "still used by the second file"
     assert client.get(f"{API}/files/{second['id']}/content", headers=alice).data == CSV
     assert client.delete(f"{API}/files/{second['id']}", headers=alice).status_code == 204
-    assert stored_objects(app) == []
+    assert stored_keys(app) == []
 
 
 def zip_bytes() -> bytes:
@@ -119,7 +111,7 @@ def test_upload_refuses_content_that_lies_or_is_not_allowed(
     assert_error(
         upload(client, alice, content, filename, content_type), 415, "unsupported_media_type"
     )
-    assert stored_objects(app) == []
+    assert stored_keys(app) == []
     assert File.select().count() == 0
 
 
@@ -136,7 +128,7 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(make_app: Callable[...,
         headers = login(client, "big@example.test").headers
         big = b"a,b\n" + b"1,2\n" * 40_000
         assert_error(upload(client, headers, big, "big.csv", "text/csv"), 413, "payload_too_large")
-        assert stored_objects(app) == []
+        assert stored_keys(app) == []
         assert leftovers(app) == []
         assert File.select().count() == 0
 
@@ -155,7 +147,7 @@ def test_the_file_limit_also_holds_when_the_body_length_is_unknown(
                 owner=user, stream=io.BytesIO(b"a,b\n" * 1000), filename="x.csv",
                 declared_type="text/csv",
             )  # fmt: skip
-        assert stored_objects(app) == []
+        assert stored_keys(app) == []
         assert leftovers(app) == []
 
 
@@ -176,14 +168,14 @@ def test_a_hostile_filename_is_kept_only_as_a_safe_display_name(
     ]
     assert disposition.startswith("attachment;")
     assert "filename*=UTF-8''evil" in disposition
-    assert all(p.name == body["sha256"] for p in stored_objects(app))
+    assert all(key == body["sha256"] for key in stored_keys(app))
 
 
 def test_a_pixel_bomb_is_refused(client: FlaskClient, app: Flask, alice: dict[str, str]) -> None:
     bomb = image_bytes((12_000, 12_000), color="white")  # 144 MP compresses to a few KB
     assert len(bomb) < 1024 * 1024
     assert_error(upload(client, alice, bomb, "bomb.png", "image/png"), 422, "image_too_large")
-    assert stored_objects(app) == []
+    assert stored_keys(app) == []
     assert File.select().count() == 0
 
 

@@ -17,6 +17,8 @@ from tests.support.catalog import make_product
 from tests.support.files import API
 from tests.support.helpers import assert_error, stream_events
 
+pytestmark = pytest.mark.both_stores
+
 
 def place(user: User, product_id: int, *, note: str = "", status: str = "pending") -> Order:
     order = Order.create(

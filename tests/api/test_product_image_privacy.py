@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from backend.models import Product
@@ -11,6 +12,8 @@ from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
 from tests.support.files import API, image_bytes, upload
 from tests.support.helpers import assert_error, json_body
+
+pytestmark = pytest.mark.both_stores
 
 
 def uploaded_product_image(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:

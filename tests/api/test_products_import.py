@@ -13,6 +13,9 @@ from werkzeug.test import TestResponse
 
 from backend.models import Job, Product
 from tests.support.helpers import assert_error, json_body
+from tests.support.storage import spooled
+
+pytestmark = pytest.mark.both_stores
 
 API = "/api/v1"
 CSV = "sku,name,description,price,currency,stock\nT-1,Tea,,4.50,USD,3\nT-2,Mug,,x,USD,1\n"
@@ -23,11 +26,6 @@ def upload(client: FlaskClient, headers: dict[str, str], content: bytes) -> Test
     return client.post(
         f"{API}/products/import", data=data, headers=headers, content_type="multipart/form-data"
     )
-
-
-def spooled(app: Flask) -> list[Path]:
-    folder = Path(app.config["SPOOL_DIR"])
-    return list(folder.iterdir()) if folder.exists() else []
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ from tests.support.accounts import USER_EMAIL, login, make_user
 from tests.support.files import API, image_bytes
 from tests.support.helpers import assert_error, json_body
 from tests.support.log_capture import captured_logs
+from tests.support.storage import leftovers, spooled, stored_keys
+
+pytestmark = pytest.mark.both_stores
 
 CSV = b"sku,name\nA-1,Tea\n"
 PRODUCTS = b"sku,name,description,price,currency,stock\nT-1,Tea,,4.50,USD,3\nT-2,Mug,,x,USD,1\n"
@@ -58,20 +61,6 @@ def put_chunked(client: FlaskClient, url: str, content: bytes) -> TestResponse:
 def login_as(client: FlaskClient, email: str) -> dict[str, str]:
     make_user(email)
     return login(client, email).headers
-
-
-def stored_objects(app: Flask) -> list[Path]:
-    return [p for p in Path(app.config["FILES_DIR"]).glob("??/??/*") if p.is_file()]
-
-
-def leftovers(app: Flask) -> list[Path]:
-    incoming = Path(app.config["FILES_DIR"]) / "incoming"
-    return list(incoming.iterdir()) if incoming.exists() else []
-
-
-def spooled(app: Flask) -> list[Path]:
-    folder = Path(app.config["SPOOL_DIR"])
-    return list(folder.iterdir()) if folder.exists() else []
 
 
 def test_an_upload_url_is_absolute_short_lived_and_bounded(
@@ -227,7 +216,7 @@ def test_over_max_bytes_is_413_nothing_is_stored_and_the_url_stays_usable(
     url = file_url(client, user, size=len(CSV))
     assert_error(sender(client, url, CSV + b"B-2,Mug\n"), 413, "payload_too_large")
     assert File.select().count() == 0
-    assert stored_objects(app) == []
+    assert stored_keys(app) == []
     assert leftovers(app) == []
     assert sender(client, url, CSV).status_code == 201, "a refused body does not spend the URL"
 
@@ -246,7 +235,7 @@ def test_content_that_lies_about_its_type_is_415(
     assert_error(put(client, url, b"\x7fELF\x02\x01\x01" + b"\0" * 64), 415,
                  "unsupported_media_type")  # fmt: skip
     assert File.select().count() == 0
-    assert stored_objects(app) == []
+    assert stored_keys(app) == []
     assert_error(put(client, url, b""), 422, "empty_file")
     assert put(client, url, image_bytes((20, 20), fmt="PNG")).status_code == 201
 
