@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from flask import Flask
 from PIL import Image
 
 from backend.db import db
@@ -20,6 +21,7 @@ from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
 from tests.support.files import image_bytes
 from tests.support.sse import LiveStream
+from tests.support.storage import stored_keys
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +32,14 @@ LIMIT = 5 * 1024 * 1024
 @pytest.fixture
 def stack(
     app: object, database_url: str, redis_url: str, tmp_path: Path,
-    processes: Callable[..., procs.Process],
+    processes: Callable[..., procs.Process], storage_settings: dict[str, str],
 ) -> tuple[str, dict[str, str]]:  # fmt: skip
+    """The Procfile's web and worker, on the test's store (S3 for `both_stores` tests)."""
     make_user("root@example.test", role="admin")
     port = procs.free_port()
     env = {**procs.procfile_environment(database_url, redis_url, port),
-           "FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(LIMIT)}  # fmt: skip
+           "FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(LIMIT),
+           **storage_settings}  # fmt: skip
     processes(["bash", "-c", f"exec {procs.procfile()['web']}"], env)
     processes(["bash", "-c", f"exec {procs.procfile()['worker']}"], env)
     procs.wait_until_up(f"http://127.0.0.1:{port}/healthz")
@@ -57,7 +61,10 @@ def job_events(events: LiveStream, job_id: str, timeout: float = 60) -> list[tup
     return seen
 
 
-def test_upload_renditions_and_conditional_downloads(stack: tuple[str, dict[str, str]]) -> None:
+@pytest.mark.both_stores  # on S3 the worker reads the original from, and writes to, the bucket
+def test_upload_renditions_and_conditional_downloads(
+    stack: tuple[str, dict[str, str]], app: Flask
+) -> None:
     base, headers = stack
     events = LiveStream(f"{base}/events", headers)
     try:
@@ -96,6 +103,8 @@ def test_upload_renditions_and_conditional_downloads(stack: tuple[str, dict[str,
     assert whole.headers["content-length"] == str(len(original))
     by_width = httpx.get(f"{content}?w=500", headers=headers, timeout=10)
     assert by_width.headers["etag"] == f'"{info["variants"]["mobile"]["sha256"]}"'
+    renditions = {variant["sha256"] for variant in info["variants"].values()}
+    assert set(stored_keys(app)) == {info["sha256"], *renditions}, "all in the test's store"
 
 
 def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(
