@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import itertools
 import os
 import re
 import threading
@@ -31,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -214,27 +213,27 @@ class Bucket:
         """Open an object for reading (buffered ranged GETs). Raises `FileNotFoundError`."""
         return io.BufferedReader(S3Reader(self, self.key(name)), buffer_size=FIRST_WINDOW)
 
-    def write(self, name: str, parts: Iterator[bytes]) -> None:
-        """Write the object `name` from `parts`: one PUT if there is one, else a multipart upload.
+    def write(self, name: str, parts: Parts) -> None:
+        """Write the object `name` from `parts`: one PUT if they fit in one, else multipart.
 
         Every part but the last must hold `PART_SIZE` bytes. Any error while
-        the parts are read or sent aborts the upload: nothing is left.
+        the parts are read or sent aborts the upload: nothing is left. A part
+        is let go once sent.
         """
-        first = next(parts, b"")
-        second = next(parts, None)
         key = self.key(name)
         with translated():
-            if not second:  # one part (maybe followed by an empty last one)
-                self.client.put_object(Bucket=self.name, Key=key, Body=first)
+            if parts.fit_in_one():
+                body = _blob(next(parts, bytearray()))
+                self.client.put_object(Bucket=self.name, Key=key, Body=body)
                 return
             upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
             try:
                 done: list[CompletedPartTypeDef] = []
-                for number, part in enumerate(itertools.chain([first, second], parts), start=1):
+                for number, part in enumerate(parts, start=1):
                     if part:
                         sent = self.client.upload_part(
                             Bucket=self.name, Key=key, UploadId=upload, PartNumber=number,
-                            Body=part,
+                            Body=_blob(part),
                         )  # fmt: skip
                         done.append({"PartNumber": number, "ETag": sent["ETag"]})
                 self.client.complete_multipart_upload(
@@ -264,25 +263,61 @@ class Bucket:
 
 def parts_of(
     source: Readable, *, max_bytes: int | None = None, digest: Any | None = None
-) -> Iterator[bytes]:
+) -> Iterator[bytearray]:
     """Yield `source` as `PART_SIZE` parts and a last, shorter (maybe empty) one.
 
-    Hashes into `digest` on the way; raises `TooLarge` past `max_bytes`. At most
-    one part and one read are held at a time.
+    Hashes into `digest` on the way; raises `TooLarge` past `max_bytes`. Each
+    part is filled in place (one buffer per part, no regrowing), so a part costs
+    its size in memory and one read more.
     """
-    buffer = bytearray()
-    size = 0
+    part, filled, size = bytearray(PART_SIZE), 0, 0
     for chunk in iter(lambda: source.read(CHUNK), b""):
         size += len(chunk)
         if max_bytes is not None and size > max_bytes:
             raise TooLarge(max_bytes)
         if digest is not None:
             digest.update(chunk)
-        buffer += chunk
-        while len(buffer) >= PART_SIZE:
-            yield bytes(buffer[:PART_SIZE])
-            del buffer[:PART_SIZE]
-    yield bytes(buffer)
+        with memoryview(chunk) as rest:
+            while rest:
+                taken = min(len(rest), PART_SIZE - filled)
+                part[filled : filled + taken] = rest[:taken]
+                filled, rest = filled + taken, rest[taken:]
+                if filled == PART_SIZE:
+                    yield part
+                    part, filled = bytearray(PART_SIZE), 0
+    del part[filled:]
+    yield part
+
+
+def _blob(part: bytearray) -> bytes:
+    """A part as a request body: botocore sends any bytes-like object, no copy needed.
+
+    (Its stubs say `bytes`; copying each 8 MiB part to `bytes` would double its memory.)
+    """
+    return cast(bytes, part)
+
+
+class Parts:
+    """The parts of a source (`parts_of`), able to tell whether they fit in one.
+
+    Looking ahead holds at most two parts, each let go as it is handed out.
+    """
+
+    def __init__(self, parts: Iterator[bytearray]) -> None:
+        self._parts = parts
+        self._ahead: list[bytearray] = []
+
+    def fit_in_one(self) -> bool:
+        """Return whether there is one part (maybe followed by an empty last one)."""
+        while len(self._ahead) < 2 and (part := next(self._parts, None)) is not None:
+            self._ahead.append(part)
+        return len(self._ahead) < 2 or not self._ahead[1]
+
+    def __iter__(self) -> Parts:
+        return self
+
+    def __next__(self) -> bytearray:
+        return self._ahead.pop(0) if self._ahead else next(self._parts)
 
 
 class S3Reader(io.RawIOBase):
@@ -392,22 +427,20 @@ class S3Storage:
         digest = hashlib.sha256()
         size = 0
 
-        def counted() -> Iterator[bytes]:
+        def counted() -> Iterator[bytearray]:
             nonlocal size
             for part in parts_of(source, max_bytes=max_bytes, digest=digest):
                 size += len(part)
                 yield part
 
-        parts = counted()
-        first = next(parts)
-        second = next(parts, b"")  # nothing, or an empty last part: it fits in one
-        if not second:
+        parts = Parts(counted())
+        if parts.fit_in_one():  # all read and hashed: its key is known
             key = digest.hexdigest()
-            self.bucket.write(relative_path(key), iter([first]))
+            self.bucket.write(relative_path(key), parts)
             return StoredObject(key=key, size=size)
         temp = f"incoming/{uuid.uuid4().hex}"
         try:
-            self.bucket.write(temp, itertools.chain([first, second], parts))
+            self.bucket.write(temp, parts)
             key = digest.hexdigest()
             self.bucket.copy(temp, relative_path(key))
         finally:
@@ -474,7 +507,7 @@ class S3Spool:
     def write(self, source: Readable, *, suffix: str) -> str:
         """Stream `source` to a new input (multipart past one part); return its name."""
         name = new_name(suffix)
-        self.bucket.write(f"spool/{name}", parts_of(source))
+        self.bucket.write(f"spool/{name}", Parts(parts_of(source)))
         return name
 
     def open(self, name: str) -> IO[bytes]:

@@ -541,12 +541,12 @@ def report(
     for result in results:
         mib = result.size // MIB
         store = "" if result.store == "local" else f"{result.store}: "
-        rows = [("upload POST /files", result.app_up, result.base_up),
-                ("upload URL PUT", result.app_put, result.base_put),
-                ("download", result.app_down, result.base_down)]  # fmt: skip
+        kinds = [("upload POST /files", result.app_up, result.base_up),
+                 ("upload URL PUT", result.app_put, result.base_put),
+                 ("download", result.app_down, result.base_down)]  # fmt: skip
         if result.app_redirect:
-            rows.append(("download, 302 + presigned GET", result.app_redirect, result.base_down))
-        for label, app, base in rows:
+            kinds.append(("download, 302 + presigned GET", result.app_redirect, result.base_down))
+        for label, app, base in kinds:
             app_rate, base_rate = mib_per_s(result.size, app), mib_per_s(result.size, base)
             written = label.startswith("upload")
             table.append([
