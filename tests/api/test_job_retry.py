@@ -198,3 +198,17 @@ def test_the_reaper_drops_inputs_once_the_retry_window_passed(
     assert reap_abandoned_jobs()["spool_files_removed"] == 1
     assert spooled(app) == []
     assert_error(retry(client, admin, cancelled["id"]), 409, "job_not_retryable")
+
+
+def test_a_retry_that_cannot_be_queued_leaves_no_claim_and_no_copy(
+    app: Flask, client: FlaskClient, admin: dict[str, str]
+) -> None:
+    first = import_csv(client, admin)
+    client.post(f"{API}/jobs/{first['id']}/cancel", headers=admin)
+    [kept] = spooled(app)
+    Job.update(func="jobs.products.no_such_job").where(Job.id == first["id"]).execute()
+    with pytest.raises(LookupError):
+        job_tracking.retry(user=User.get(User.role == "admin"), job_id=first["id"])
+    assert spooled(app) == [kept]
+    assert Job.get_by_id(first["id"]).retried_as is None
+    assert Job.select().count() == 1

@@ -7,10 +7,20 @@ import io
 import os
 import time
 import uuid
+from typing import Any
 
+import botocore.exceptions
 import pytest
 
-from backend.s3_storage import MAX_WINDOW, PART_SIZE, Bucket, Location, S3Spool, S3Storage
+from backend.s3_storage import (
+    MAX_WINDOW,
+    PART_SIZE,
+    Bucket,
+    Location,
+    S3Spool,
+    S3Storage,
+    translated,
+)
 from backend.storage import Download, StorageUnavailable, TooLarge
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Store, SeaweedFS
 
@@ -95,6 +105,12 @@ def test_a_large_object_is_streamed_in_parts_then_moved_to_its_key(
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
     assert digest.hexdigest() == key
+
+
+def test_a_source_of_whole_parts_ends_with_no_empty_part(storage: S3Storage) -> None:
+    source = Generated(2 * PART_SIZE)
+    stored = storage.put(source)
+    assert (stored.key, storage.size(stored.key)) == (source.digest.hexdigest(), 2 * PART_SIZE)
 
 
 def test_too_large_leaves_no_object_and_no_pending_upload(
@@ -192,6 +208,7 @@ def test_the_spool_keeps_named_inputs_in_the_bucket(s3_store: S3Store) -> None:
         spool.copy(small)
     with pytest.raises(ValueError, match="spool name"):
         spool.open("../../etc/passwd")
+    assert list(S3Storage(spool.bucket).keys()) == [], "inputs are not stored files"
     assert spool.purge(older_than_seconds=3600) == 0
     time.sleep(1.1)
     assert spool.purge(older_than_seconds=0) == 2
@@ -215,6 +232,21 @@ def test_a_missing_bucket_is_created(seaweedfs: SeaweedFS) -> None:
     assert bucket.ensure_exists() is True
     assert bucket.ensure_exists() is False
     store.client().delete_bucket(Bucket=store.bucket)
+    stranger = Bucket(Location.from_url(store.url), access_key=ACCESS_KEY, secret_key="wrong")
+    with pytest.raises(botocore.exceptions.ClientError):  # refused, not missing: nothing made
+        stranger.ensure_exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "raised"),
+    [("NoSuchKey", 404, FileNotFoundError), ("SlowDown", 503, StorageUnavailable),
+     ("InternalError", 500, StorageUnavailable), ("AccessDenied", 403,
+                                                  botocore.exceptions.ClientError)],
+)  # fmt: skip
+def test_store_errors_are_translated(code: str, status: int, raised: type[Exception]) -> None:
+    answer: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    with pytest.raises(raised), translated():
+        raise botocore.exceptions.ClientError(answer, "GetObject")
 
 
 @pytest.mark.parametrize(

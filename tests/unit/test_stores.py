@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from backend.s3_storage import S3Spool, S3Storage
-from backend.spool import LocalSpool, check_name, new_name
+from backend.spool import LocalSpool, Spooled, check_name, new_name
 from backend.storage import LocalStorage
 from backend.stores import open_stores
 
@@ -92,3 +92,8 @@ def test_names_never_reach_outside_the_spool() -> None:
             check_name(bad)
     with pytest.raises(ValueError, match="suffix"):
         new_name("/../x")
+
+
+def test_spooled_inputs_are_read_only() -> None:
+    with pytest.raises(ValueError, match="read only"):
+        Spooled(new_name(".csv")).open("wb")
