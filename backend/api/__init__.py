@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 from backend.api import (
+    audit,
     auth,
     converters,
     errors,
@@ -47,6 +48,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     jobs.blp,
     files.blp,
     upload_urls.blp,
+    audit.blp,
 ]
 
 
