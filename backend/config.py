@@ -148,6 +148,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "PURGE_SESSIONS_AFTER_DAYS": _int(env, "PURGE_SESSIONS_AFTER_DAYS", 30),
         "PURGE_NOTIFICATIONS_AFTER_DAYS": _int(env, "PURGE_NOTIFICATIONS_AFTER_DAYS", 90),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "DASHBOARD_COOKIE_SECONDS": _int(env, "DASHBOARD_COOKIE_SECONDS", 15 * 60),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),

@@ -22,6 +22,7 @@ from backend.api import (
     events,
     files,
     jobs,
+    jobs_dashboard,
     notifications,
     oauth,
     openapi,
@@ -49,6 +50,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     files.blp,
     upload_urls.blp,
     audit.blp,
+    jobs_dashboard.blp,
 ]
 
 
@@ -92,7 +94,8 @@ def init_app(app: Flask, *, version: str, description: str) -> Api:
     for key, value in _openapi_settings(version, description).items():
         app.config.setdefault(key, value)
     security.init_app(app)
-    app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
+    jobs_dashboard.init_app(app)  # rq-dashboard's rules keep Werkzeug's int (instance 0)
+    app.url_map.converters["int"] = converters.IdConverter  # before any of our rules is added
     app.before_request(parsing.refuse_nul_in_url)
     api = Api(app, spec_kwargs={"extra_plugins": [openapi.ErrorResponses(API_PREFIX)]})
     api.register_field(Money, None, None)  # its `oneOf` comes from the field's metadata
