@@ -20,7 +20,8 @@ What it does instead:
   user or a demoted admin is refused or re-checked on the very next request,
   in every process. Only the `last_seen_at` bookkeeping is skipped when this
   process did it for the session under a minute ago (`SeenSessions`).
-- The user, and the order joined to its lines (one query instead of two), are
+- The user, and the order joined to its lines and its payment (one query
+  instead of two), are
   read with `PreparedSelect`: SQL Peewee rendered once per kind of database,
   run with each request's values. `GET /orders/{id}` is answered by
   `order_view` (same rule as `access.get_visible`, same `OrderSchema`).
@@ -46,7 +47,7 @@ from peewee import JOIN, Field, Model, ModelSelect
 from backend.api.security import FAST_VERIFIER, Authenticated, authenticate
 from backend.db import db
 from backend.errors import NotFound
-from backend.models import Order, OrderLine, User
+from backend.models import Order, OrderLine, Payment, User
 from backend.schemas.catalog import OrderSchema
 from backend.services import sessions
 from backend.services.access import is_admin
@@ -118,8 +119,11 @@ def loaded(model: type[M], values: list[Any]) -> M:
 ACTIVE_USER = PreparedSelect(
     lambda user_id: User.select().where((User.id == user_id) & User.is_active), 1
 )
-_ORDER_WITH_LINES = Order.select(Order, OrderLine).join(
-    OrderLine, JOIN.LEFT_OUTER, on=(OrderLine.order == Order.id)
+_ORDER_WITH_LINES = (
+    Order.select(Order, OrderLine, Payment)
+    .join(OrderLine, JOIN.LEFT_OUTER, on=(OrderLine.order == Order.id))
+    .switch(Order)
+    .join(Payment, JOIN.LEFT_OUTER, on=(Payment.order == Order.id))
 )
 ANY_ORDER = PreparedSelect(
     lambda order_id: _ORDER_WITH_LINES.where(Order.id == order_id).order_by(OrderLine.id), 1
@@ -247,19 +251,22 @@ def fast_verifier(tokens: TokenVerifier, seen: SeenSessions) -> Callable[[], Aut
 
 
 def visible_order(*, user: User, order_id: int) -> Order:
-    """Return the order with its lines, by the rule of `orders.get_order` (own; admins any).
+    """Return the order with its lines and payment, by the rule of `orders.get_order`.
 
-    One query (the order joined to its lines). Raises `NotFound` when it is
+    Own orders; admins any. One query (the order joined to its lines and its
+    payment, repeated on each line's row). Raises `NotFound` when it is
     missing or someone else's.
     """
     rows = ANY_ORDER.values(order_id) if is_admin(user) else OWN_ORDER.values(order_id, user.id)
     if not rows:
         raise NotFound(f"Order {order_id} not found.")
     width = len(Order._meta.sorted_fields)
+    end = width + len(OrderLine._meta.sorted_fields)
     order = loaded(Order, rows[0][:width])
-    lines = [loaded(OrderLine, row[width:]) for row in rows if row[width] is not None]
+    lines = [loaded(OrderLine, row[width:end]) for row in rows if row[width] is not None]
     # What `prefetch` does: the instance's backref attribute holds the list.
     cast(Any, order).lines = lines
+    order.payment = loaded(Payment, rows[0][end:]) if rows[0][end] is not None else None
     return order
 
 
