@@ -101,6 +101,15 @@ def _payments(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _outside(env: Mapping[str, str]) -> dict[str, Any]:
+    """Calls to outside services: the connect timeout and the shared circuit breaker."""
+    return {
+        "OUTSIDE_CONNECT_TIMEOUT_SECONDS": _float(env, "OUTSIDE_CONNECT_TIMEOUT_SECONDS", 3.0),
+        "PROVIDER_BREAKER_FAILURES": _int(env, "PROVIDER_BREAKER_FAILURES", 5),
+        "PROVIDER_BREAKER_COOLDOWN_SECONDS": _float(env, "PROVIDER_BREAKER_COOLDOWN_SECONDS", 30.0),
+    }
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "ENV": env.get("ENV", "development"),
@@ -157,6 +166,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),
         **_oauth(env),
         **_payments(env),
+        **_outside(env),
     }
 
 

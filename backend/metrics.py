@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
@@ -43,6 +43,28 @@ SSE_DELIVERED = Counter("sse_events_delivered_total", "Events written to event s
 SSE_DROPPED = Counter(
     "sse_events_dropped_total", "Events not queued because a client's queue was full."
 )
+OUTSIDE_CALLS = Counter(
+    "outside_calls_total",
+    "Calls to outside services by outcome: ok, failed, refused (breaker open).",
+    ["service", "outcome"],
+)
+OUTSIDE_LATENCY = Histogram(
+    "outside_call_duration_seconds",
+    "Time spent on calls to outside services, retries included.",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+_OWN_METRICS = (
+    REQUESTS, LATENCY, SSE_CONNECTIONS, SSE_DELIVERED, SSE_DROPPED, OUTSIDE_CALLS, OUTSIDE_LATENCY
+)  # fmt: skip
+# Collectors that read shared state at scrape time, added by the modules that own that state.
+_SCRAPE_COLLECTORS: list[Callable[[Flask], Collector]] = []
+
+
+def add_scrape_collector(factory: Callable[[Flask], Collector]) -> None:
+    """Have every scrape also run `factory(app)`'s collector (e.g. state kept in Redis)."""
+    if factory not in _SCRAPE_COLLECTORS:
+        _SCRAPE_COLLECTORS.append(factory)
 
 
 class QueueDepthCollector(Collector):
@@ -96,9 +118,11 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
-        for metric in (REQUESTS, LATENCY, SSE_CONNECTIONS, SSE_DELIVERED, SSE_DROPPED):
+        for metric in _OWN_METRICS:
             registry.register(metric)
-    registry.register(QueueDepthCollector(current_app._get_current_object()))  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for factory in (QueueDepthCollector, *_SCRAPE_COLLECTORS):
+        registry.register(factory(app))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
