@@ -1,7 +1,8 @@
 """Stripe's API: PaymentIntents (create, retrieve) and the signature of its webhook events.
 
 Every call goes out through `backend.outside` as the `stripe` service (its
-timeouts, retries and circuit breaker), form-encoded with
+timeouts, retries and circuit breaker: while it is open, paying answers 503
+at once without calling), form-encoded with
 `Authorization: Bearer STRIPE_SECRET_KEY` to `STRIPE_API_BASE` (without `/v1`).
 A provider that does not answer, or answers with an error we cannot act on,
 raises `ServiceUnavailable` (`provider_unavailable`, with `Retry-After`).
@@ -31,13 +32,12 @@ import structlog
 from flask import current_app
 
 from backend import outside
-from backend.errors import DomainError, ServiceUnavailable
+from backend.errors import BusinessRuleViolation, DomainError, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "stripe"
 STRIPE_VERSION = "2024-06-20"  # the API version the requests and the parsing are written for
-RETRY_AFTER_SECONDS = 5
 # Currencies whose minor unit is not the hundredth (Stripe's list).
 ZERO_DECIMAL = frozenset(
     "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
@@ -103,7 +103,7 @@ def not_configured() -> ServiceUnavailable:
     return ServiceUnavailable("Payments are not configured here.", error="payments_not_configured")
 
 
-def unavailable(retry_after: int = RETRY_AFTER_SECONDS) -> ServiceUnavailable:
+def unavailable(retry_after: int = outside.RETRY_AFTER_SECONDS) -> ServiceUnavailable:
     """The error for a provider that does not answer (or answers nothing usable)."""
     return ServiceUnavailable(
         "The payment provider is not answering; try again shortly.",
@@ -148,7 +148,7 @@ def _call(method: str, path: str, **kwargs: Any) -> outside.Reply:
             headers=headers, **kwargs,
         )  # fmt: skip
     except outside.Unreachable as exc:
-        raise unavailable(int(getattr(exc, "retry_after", RETRY_AFTER_SECONDS))) from exc
+        raise unavailable(exc.retry_after) from exc
 
 
 def _intent(reply: outside.Reply) -> Intent:
@@ -174,13 +174,13 @@ def create_intent(
     """Create (or, on a retry, get back) the PaymentIntent for an order's `attempt`.
 
     Raises `ServiceUnavailable` (`provider_unavailable`) when the provider
-    cannot be reached or refuses, and `DomainError` (`amount_not_payable`)
-    for an amount the currency cannot express.
+    cannot be reached or refuses, and `BusinessRuleViolation` (409
+    `amount_not_payable`) for an amount the currency cannot express.
     """
     try:
         minor = to_minor(amount, currency)
     except ValueError as exc:
-        raise DomainError(str(exc), error="amount_not_payable") from exc
+        raise BusinessRuleViolation(str(exc), error="amount_not_payable") from exc
     key = idempotency_key(order_id=order_id, order_created=order_created, attempt=attempt)
     form = {
         "amount": str(minor),
