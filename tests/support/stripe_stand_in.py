@@ -247,10 +247,12 @@ def as_json(body: Any, status: int = 200, *, replayed: bool = False) -> Response
 
 
 @contextlib.contextmanager
-def running_stripe_stand_in(webhook_url: str | None = None) -> Iterator[StripeStandIn]:
-    """Serve a Stripe stand-in on a free port of 127.0.0.1 until the block ends."""
+def running_stripe_stand_in(
+    webhook_url: str | None = None, port: int = 0
+) -> Iterator[StripeStandIn]:
+    """Serve a Stripe stand-in on 127.0.0.1 (`port`, or a free one) until the block ends."""
     fake = StripeStandIn(webhook_url=webhook_url)
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
+    server = make_server("127.0.0.1", port, fake, threaded=True)
     fake.server, fake.base = server, f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
