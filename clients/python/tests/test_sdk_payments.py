@@ -15,6 +15,7 @@ from flet_backend_client import (
     Client,
     ConflictError,
     Event,
+    EventStream,
     NotFoundError,
     Order,
     Payment,
@@ -62,11 +63,11 @@ async def shopper(stack: Stack) -> tuple[AsyncClient, Order]:
     return client, await client.place_order([(product.id, 2)])
 
 
-async def next_of(stream: object, wanted: set[str]) -> Event:
+async def next_of(stream: EventStream, wanted: set[str]) -> Event:
     async def first() -> Event:
-        async for event in stream:  # type: ignore[attr-defined]
+        async for event in stream:
             if event.type in wanted:
-                return event  # type: ignore[no-any-return]
+                return event
         raise AssertionError("stream ended")
 
     return await asyncio.wait_for(first(), timeout=15)
