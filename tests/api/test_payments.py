@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -393,3 +394,21 @@ def test_orders_lists_carry_each_orders_payment(
     assert listed[first]["provider_payment_id"] == one["provider_payment_id"]
     assert listed[third]["id"] == three["id"]
     assert stripe_stand_in.creates() == 2
+
+
+def test_concurrent_payments_of_one_order_make_one_row_and_one_intent(
+    paying_app: Flask, ada: dict[str, str], stripe_stand_in: StripeStandIn
+) -> None:
+    order_id = place(paying_app.test_client(), ada)
+
+    def attempt(_: int) -> tuple[int, Any]:
+        with paying_app.app_context():
+            response = paying_app.test_client().post(f"{API}/orders/{order_id}/pay", headers=ada)
+            return response.status_code, response.get_json()["payment"]["id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(attempt, range(4)))
+    assert {status for status, _ in answers} == {201}
+    assert len({payment_id for _, payment_id in answers}) == 1
+    assert Payment.select().count() == 1
+    assert stripe_stand_in.creates() == 1
