@@ -88,6 +88,19 @@ def _oauth(env: Mapping[str, str]) -> dict[str, Any]:
     return config
 
 
+def _payments(env: Mapping[str, str]) -> dict[str, Any]:
+    """Payments through Stripe's API: enabled when `STRIPE_SECRET_KEY` is set."""
+    return {
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": (env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),
+        "STRIPE_TIMEOUT_SECONDS": _float(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
+        "STRIPE_WEBHOOK_TOLERANCE_SECONDS": _int(env, "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300),
+        "PAYMENTS_RECONCILE_AFTER_MINUTES": _int(env, "PAYMENTS_RECONCILE_AFTER_MINUTES", 10),
+        "PAYMENTS_RECONCILE_BATCH": _int(env, "PAYMENTS_RECONCILE_BATCH", 100),
+    }
+
+
 def _outside(env: Mapping[str, str]) -> dict[str, Any]:
     """Calls to outside services: the connect timeout and the shared circuit breaker."""
     return {
@@ -153,6 +166,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),
         **_oauth(env),
+        **_payments(env),
         **_outside(env),
     }
 
@@ -167,6 +181,20 @@ def _secret_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name} is a default value")
         elif len(value) < MIN_SECRET_LENGTH:
             problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    return problems + _payment_secret_problems(config)
+
+
+def _payment_secret_problems(config: Mapping[str, Any]) -> list[str]:
+    """With payments enabled (`STRIPE_SECRET_KEY` set), both Stripe secrets must be real."""
+    if not config.get("STRIPE_SECRET_KEY"):
+        return []
+    problems = []
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        value = config.get(name) or ""
+        if not value:
+            problems.append(f"{name} is not set (payments are enabled)")
+        elif value in KNOWN_DEFAULT_SECRETS:
+            problems.append(f"{name} is a default value")
     return problems
 
 

@@ -8,7 +8,7 @@ import os
 
 from rq import cron
 
-from jobs import files, maintenance
+from jobs import files, maintenance, payments
 
 # Every 5 minutes a worker proves it can reach the database and Redis; a
 # failure shows up in RQ's failed registry and the worker logs.
@@ -25,3 +25,9 @@ cron.register(
 cron.register(maintenance.purge_old_records, queue_name="low", cron="17 3 * * *")
 # Product-image uploads never attached and expired exports, hourly.
 cron.register(files.cleanup_files, queue_name="low", interval=3600)
+# Payments whose webhook never came: ask the provider (a missed webhook must not strand an order).
+cron.register(
+    payments.reconcile_payments,
+    queue_name="default",
+    interval=int(os.environ.get("PAYMENTS_RECONCILE_INTERVAL_SECONDS", "300")),
+)

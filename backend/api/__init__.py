@@ -29,12 +29,13 @@ from backend.api import (
     ops,
     orders,
     parsing,
+    payments,
     products,
     security,
     upload_urls,
     users,
 )
-from backend.schemas.catalog import Money
+from backend.schemas.fields import Money
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
@@ -44,6 +45,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     users.blp,
     products.blp,
     orders.blp,
+    payments.blp,
     notifications.blp,
     events.blp,
     jobs.blp,

@@ -14,6 +14,13 @@ from backend.models.catalog import (
 from backend.models.files import FILE_PURPOSES, RENDITIONS, File, UploadUrl
 from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
+from backend.models.payments import (
+    OPEN_PAYMENT_STATUSES,
+    PAYMENT_STATUSES,
+    PAYMENT_TRANSITIONS,
+    Payment,
+    ProviderEvent,
+)
 from backend.models.user import User
 
 __all__ = [
@@ -27,6 +34,11 @@ __all__ = [
     "ORDER_TRANSITIONS",
     "TERMINAL_STATUSES",
     "Job",
+    "OPEN_PAYMENT_STATUSES",
+    "PAYMENT_STATUSES",
+    "PAYMENT_TRANSITIONS",
+    "Payment",
+    "ProviderEvent",
     "AuditEvent",
     "AuthSession",
     "BaseModel",

@@ -23,8 +23,8 @@ What it does instead:
 - The user is read with `PreparedSelect`: SQL Peewee rendered once per kind of
   database, run with each request's values. `GET /orders/{id}` is answered by
   `order_view` with one such query for the caller, the order (same rule as
-  `access.get_visible`) and its lines, where the main path makes three, and
-  dumped with the same `OrderSchema`.
+  `access.get_visible`), its lines and its payment, where the main path makes
+  three, and dumped with the same `OrderSchema`.
 
 Whenever this path cannot vouch for a request (no or odd header, bad or
 expired token, revoked session, inactive user) it answers None and the main
@@ -47,7 +47,7 @@ from peewee import JOIN, Field, Model, ModelSelect
 from backend.api.security import FAST_VERIFIER, Authenticated, remember_caller
 from backend.db import db
 from backend.errors import NotFound
-from backend.models import Order, OrderLine, User
+from backend.models import Order, OrderLine, Payment, User
 from backend.schemas.catalog import OrderSchema
 from backend.services import sessions
 
@@ -119,16 +119,19 @@ ACTIVE_USER = PreparedSelect(
     lambda user_id: User.select().where((User.id == user_id) & User.is_active), 1
 )
 # The caller and the order in one round trip: the caller if active, the order if it
-# is theirs (or the caller is an admin: `access.get_visible`'s rule), and its lines.
+# is theirs (or the caller is an admin: `access.get_visible`'s rule), its lines and its
+# payment (repeated on each line's row).
 CALLER_AND_ORDER = PreparedSelect(
     lambda user_id, order_id: (
-        User.select(User, Order, OrderLine)
+        User.select(User, Order, OrderLine, Payment)
         .join(
             Order,
             JOIN.LEFT_OUTER,
             on=(Order.id == order_id) & ((Order.user == User.id) | (User.role == "admin")),
         )
         .join(OrderLine, JOIN.LEFT_OUTER, on=(OrderLine.order == Order.id))
+        .switch(Order)
+        .join(Payment, JOIN.LEFT_OUTER, on=(Payment.order == Order.id))
         .where((User.id == user_id) & User.is_active)
         .order_by(OrderLine.id)
     ),
@@ -261,20 +264,28 @@ def fast_verifier(tokens: TokenVerifier, seen: SeenSessions) -> Callable[[], Aut
 def caller_and_order(*, user_id: int, order_id: int) -> tuple[User, Order | None] | None:
     """Return the active caller and the order they may see (None if not), in one query.
 
-    None when the user is missing or inactive. The order comes with its lines.
+    None when the user is missing or inactive. The order comes with its lines
+    and its payment (None until paid).
     """
     rows = CALLER_AND_ORDER.values(user_id, order_id)
     if not rows:
         return None
     user_width = len(User._meta.sorted_fields)
     lines_from = user_width + len(Order._meta.sorted_fields)
+    payment_from = lines_from + len(OrderLine._meta.sorted_fields)
     user = loaded(User, rows[0][:user_width])
     if rows[0][user_width] is None:
         return user, None
     order = loaded(Order, rows[0][user_width:lines_from])
-    lines = [loaded(OrderLine, row[lines_from:]) for row in rows if row[lines_from] is not None]
+    lines = [
+        loaded(OrderLine, row[lines_from:payment_from])
+        for row in rows
+        if row[lines_from] is not None
+    ]
     # What `prefetch` does: the instance's backref attribute holds the list.
     cast(Any, order).lines = lines
+    paid = rows[0][payment_from:]
+    order.payment = loaded(Payment, paid) if paid[0] is not None else None
     return user, order
 
 
