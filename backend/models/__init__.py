@@ -15,6 +15,7 @@ from backend.models.files import FILE_PURPOSES, RENDITIONS, File, UploadUrl
 from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
+from backend.models.webhooks import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "FILE_PURPOSES",
@@ -39,6 +40,9 @@ __all__ = [
     "UTCDateTimeField",
     "UploadUrl",
     "User",
+    "DELIVERY_STATUSES",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "progress_of",
     "utcnow",
 ]
