@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import httpcore
 from standardwebhooks.webhooks import Webhook
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
 SECRET_BYTES = 24
 RESPONSE_BODY_LIMIT = 1024
 USER_AGENT = b"flet-backend-webhooks/1"
@@ -97,8 +97,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         found = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise Refused(f"{literal} does not resolve") from exc
-    addresses = dict.fromkeys(ipaddress.ip_address(str(entry[4][0]).split("%")[0]) for entry in found)
-    return list(addresses)
+    addresses = (ipaddress.ip_address(str(entry[4][0]).split("%")[0]) for entry in found)
+    return list(dict.fromkeys(addresses))
 
 
 def checked_address(host: str, port: int, *, allow_private: bool) -> str:
@@ -216,8 +216,9 @@ class _GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:  # fmt: skip
         address = checked_address(host, port, allow_private=self._allow_private)
-        stream = self._inner.connect_tcp(address, port, _left(timeout), local_address, socket_options)
-        return _DeadlineStream(stream)
+        return _DeadlineStream(
+            self._inner.connect_tcp(address, port, _left(timeout), local_address, socket_options)
+        )
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None,

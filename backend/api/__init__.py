@@ -31,6 +31,7 @@ from backend.api import (
     security,
     upload_urls,
     users,
+    webhooks,
 )
 from backend.schemas.catalog import Money
 
@@ -47,6 +48,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     jobs.blp,
     files.blp,
     upload_urls.blp,
+    webhooks.blp,
 ]
 
 

@@ -15,7 +15,14 @@ from backend.models.files import FILE_PURPOSES, RENDITIONS, File, UploadUrl
 from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
 from backend.models.user import User
-from backend.models.webhooks import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
+from backend.models.webhooks import (
+    DELIVERY_STATUSES,
+    TEST_EVENT_TYPE,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_WILDCARDS,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "FILE_PURPOSES",
@@ -41,6 +48,9 @@ __all__ = [
     "UploadUrl",
     "User",
     "DELIVERY_STATUSES",
+    "TEST_EVENT_TYPE",
+    "WEBHOOK_EVENT_TYPES",
+    "WEBHOOK_WILDCARDS",
     "WebhookDelivery",
     "WebhookEndpoint",
     "progress_of",

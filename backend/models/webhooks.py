@@ -1,4 +1,4 @@
-"""Outgoing webhooks: the endpoints admins subscribe, and one delivery row per event and endpoint."""
+"""Outgoing webhooks: the endpoints admins subscribe, one delivery row per event and endpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ from backend.models.fields import JSONTextField
 
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 URL_MAX_LENGTH = 2000
+# The domain events an endpoint may subscribe to (the SSE types), and `family.*` wildcards.
+WEBHOOK_EVENT_TYPES = (
+    "order.created",
+    "order.status_changed",
+    "payment.failed",
+    "payment.succeeded",
+    "product.created",
+    "product.deleted",
+    "product.updated",
+)
+WEBHOOK_WILDCARDS = tuple(sorted({f"{t.split('.')[0]}.*" for t in WEBHOOK_EVENT_TYPES})) + ("*",)
+TEST_EVENT_TYPE = "webhook.test"  # sent by `POST /webhooks/{id}/test`, whatever the subscription
 
 
 class WebhookEndpoint(BaseModel):
