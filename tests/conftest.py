@@ -37,6 +37,7 @@ pytest_plugins = [
     "tests.support.processes",
     "tests.support.smtp",
     "tests.support.oauth_provider",
+    "tests.support.webhook_receiver",
     "pytester",
 ]
 
