@@ -106,17 +106,18 @@ def claim(*, limit: int) -> list[Claimed]:
         .limit(limit)
     )
     if isinstance(db.obj, PostgresqlDatabase):
+        # In a CTE, so the rows are picked and locked once. As a plain `IN (subquery)`
+        # PostgreSQL may rescan it per outer row, and each rescan's lock step skips the
+        # rows this very UPDATE already moved: the LIMIT would be ignored.
         candidates = candidates.for_update(skip_locked=True)
+    picked = candidates.cte("picked")
+    lease = {"claim_token": token, "claimed_until": until, "next_attempt_at": until,
+             "attempts": WebhookDelivery.attempts + 1, "updated_at": now}  # fmt: skip
     with db.atomic():
         taken = (
-            WebhookDelivery.update(
-                claim_token=token,
-                claimed_until=until,
-                next_attempt_at=until,
-                attempts=WebhookDelivery.attempts + 1,
-                updated_at=now,
-            )  # fmt: skip
-            .where(WebhookDelivery.id.in_(candidates) & due)
+            WebhookDelivery.update(**lease)
+            .with_cte(picked)
+            .where(WebhookDelivery.id.in_(picked.select(picked.c.id)) & due)
             .execute()
         )
         if not taken:

@@ -111,7 +111,9 @@ def test_an_order_records_its_events_for_the_subscribed_webhooks_only(
     assert got.json["data"] == placed.get_json()
 
 
-def test_a_rolled_back_transaction_records_no_delivery(root: User, webhook_receiver: Receiver) -> None:
+def test_a_rolled_back_transaction_records_no_delivery(
+    root: User, webhook_receiver: Receiver
+) -> None:
     subscribe(root, webhook_receiver)
     with db.atomic() as transaction:
         assert webhooks.record_event(event_type="order.created", data={"id": 1}) == 1
@@ -207,8 +209,8 @@ def test_a_run_of_failures_disables_the_webhook_and_tells_the_admins(
     make_app: Callable[..., Flask], root: User, webhook_receiver: Receiver,
     run_worker: Callable[[], bool],
 ) -> None:  # fmt: skip
-    strict = make_app(**{**SETTINGS, "WEBHOOKS_DISABLE_AFTER_FAILURES": 3,
-                         "WEBHOOKS_DISABLE_AFTER_SECONDS": 0.1, "WEBHOOKS_MAX_ATTEMPTS": 10})  # fmt: skip
+    quick = {"WEBHOOKS_DISABLE_AFTER_FAILURES": 3, "WEBHOOKS_DISABLE_AFTER_SECONDS": 0.1}
+    strict = make_app(**{**SETTINGS, **quick, "WEBHOOKS_MAX_ATTEMPTS": 10})
     endpoint = subscribe(root, webhook_receiver)
     other_admin = make_user("second@example.test", role="admin")
     webhook_receiver.mode = "fail"
@@ -240,6 +242,7 @@ def test_two_dispatchers_never_claim_the_same_delivery(
         with app.app_context():
             together.wait()
             while batch := webhook_delivery.claim(limit=7):
+                assert len(batch) <= 7
                 claimed[name] += [c.delivery_id for c in batch]
                 time.sleep(0.005)  # sending: the other one claims meanwhile
 
