@@ -303,3 +303,38 @@ def test_many_deliveries_are_sent_concurrently_over_reused_connections(
     assert len(webhook_receiver.wait_for(200)) == 200
     assert all(r.verified for r in webhook_receiver.received)
     assert {d.status for d in deliveries()} == {"succeeded"}
+
+
+def test_a_delivery_to_an_endpoint_disabled_meanwhile_is_failed_unsent(
+    root: User, webhook_receiver: Receiver, run_worker: Callable[[], bool]
+) -> None:
+    endpoint = subscribe(root, webhook_receiver)
+    record()
+    WebhookEndpoint.update(is_active=False).where(WebhookEndpoint.id == endpoint.id).execute()
+    assert webhook_delivery.dispatch() == {"skipped": 1}
+    (skipped,) = deliveries()
+    assert (skipped.status, skipped.last_error) == ("failed", "the endpoint was disabled")
+    assert webhook_receiver.received == []
+
+
+def test_a_run_past_its_budget_leaves_the_rest_to_the_next_one(
+    root: User, webhook_receiver: Receiver
+) -> None:
+    subscribe(root, webhook_receiver)
+    record(3)
+    get_redis().delete(webhooks.WAKE_KEY)
+    assert webhook_delivery.dispatch(budget_seconds=0) == {}
+    assert get_redis().get(webhooks.WAKE_KEY) is not None  # the next run is queued
+    assert {d.status for d in deliveries()} == {"pending"}
+
+
+def test_without_redis_the_wake_up_and_the_metrics_are_skipped_not_fatal(
+    make_app: Callable[..., Flask], root: User, webhook_receiver: Receiver, tmp_path: Any
+) -> None:
+    subscribe(root, webhook_receiver)
+    record()
+    broken = make_app(**SETTINGS, REDIS_URL=f"unix://{tmp_path}/nothing-here.sock")
+    with broken.app_context():
+        webhooks.wake()  # logged, not raised: the cron sweep will find the delivery
+        assert webhook_delivery.dispatch() == {"succeeded": 1}
+    assert webhook_receiver.wait_for(1)

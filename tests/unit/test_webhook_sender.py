@@ -216,3 +216,23 @@ def test_webhook_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) 
         load_config({"WEBHOOKS_TIMEOUT_SECONDS": 0})
     with pytest.raises(ConfigError, match="at least 1"):
         load_config({"WEBHOOKS_CONCURRENCY": 0})
+
+
+def test_only_the_first_kilobyte_of_an_answer_is_kept() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 5000\r\n\r\n" + b"e" * 5000)
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    sender = Sender(timeout=2, allow_private=True, connections=1)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    outcome = sender.send(Message(url, "msg_1", "{}", (new_secret(),)))
+    sender.close()
+    listener.close()
+    assert (outcome.status, outcome.ok, outcome.body) == (500, False, "e" * 1024)
