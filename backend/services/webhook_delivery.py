@@ -120,12 +120,17 @@ def claim(*, limit: int) -> list[Claimed]:
             .where(WebhookDelivery.id.in_(picked.select(picked.c.id)) & due)
             .execute()
         )
-        if not taken:
+        if taken == 0:  # (Python's sqlite3 says -1 for an UPDATE that starts with WITH)
             return []
+        ours = (
+            (WebhookDelivery.status == "pending")
+            & (WebhookDelivery.next_attempt_at == until)  # on the "due" index
+            & (WebhookDelivery.claim_token == token)
+        )
         rows = (
             WebhookDelivery.select(WebhookDelivery, WebhookEndpoint)
             .join(WebhookEndpoint)
-            .where(WebhookDelivery.claim_token == token)
+            .where(ours)
             .order_by(WebhookDelivery.id)
         )
         return [_claimed(row, row.endpoint, now) for row in rows]
