@@ -155,12 +155,19 @@ def _verdict(claimed: Claimed, outcome: Outcome) -> str:
     return "retried"
 
 
+def _error(outcome: Outcome, verdict: str) -> str | None:
+    if verdict == "skipped":
+        return "the endpoint was disabled"
+    if outcome.error or outcome.ok:
+        return outcome.error
+    return f"the endpoint answered {outcome.status}"
+
+
 def _write(claimed: Claimed, outcome: Outcome, verdict: str, now: datetime) -> bool:
     values: dict[str, Any] = {
         "status": {"succeeded": "succeeded", "retried": "pending"}.get(verdict, "failed"),
         "response_status": outcome.status, "response_body": outcome.body,
-        "last_error": (outcome.error or None) if verdict != "skipped"
-        else "the endpoint was disabled",
+        "last_error": _error(outcome, verdict),
         "duration_ms": round(outcome.seconds * 1000), "claimed_until": None,
         "claim_token": None, "updated_at": now, "next_attempt_at": None,
     }  # fmt: skip

@@ -187,6 +187,7 @@ def test_failures_are_retried_up_to_the_limit_and_a_redirect_is_not_followed(
         sweep(run_worker, after=0.08)
     (failed,) = deliveries()
     assert (failed.status, failed.attempts, failed.response_status) == ("failed", 3, 307)
+    assert failed.last_error == "the endpoint answered 307"
     assert failed.next_attempt_at is None
     assert len(webhook_receiver.received) == 3  # the Location was never followed
 
