@@ -110,6 +110,50 @@ def _outside(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+WEBHOOKS_DEFAULT_SCHEDULE = "5,30,120,600,3600,21600,43200"
+
+
+def _schedule(env: Mapping[str, str], name: str, default: str) -> list[float]:
+    raw = env.get(name) or default
+    try:
+        delays = [float(item) for item in _list(raw)]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if not delays or min(delays) < 0:
+        raise ConfigError(f"{name} must list at least one delay, none negative, got {raw!r}")
+    return delays
+
+
+def _webhooks(env: Mapping[str, str]) -> dict[str, Any]:
+    """Outgoing webhooks: timeouts, retries, the SSRF guard, the dispatcher and disabling."""
+    schedule = _schedule(env, "WEBHOOKS_RETRY_SCHEDULE", WEBHOOKS_DEFAULT_SCHEDULE)
+    return {
+        "WEBHOOKS_TIMEOUT_SECONDS": _float(env, "WEBHOOKS_TIMEOUT_SECONDS", 10.0),
+        "WEBHOOKS_RETRY_SCHEDULE": schedule,
+        "WEBHOOKS_MAX_ATTEMPTS": _int(env, "WEBHOOKS_MAX_ATTEMPTS", len(schedule) + 1),
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": _flag(
+            env, "WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False
+        ),
+        "WEBHOOKS_LEASE_SECONDS": _float(env, "WEBHOOKS_LEASE_SECONDS", 60.0),
+        "WEBHOOKS_CONCURRENCY": _int(env, "WEBHOOKS_CONCURRENCY", 32),
+        "WEBHOOKS_SWEEP_INTERVAL_SECONDS": _int(env, "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 5),
+        "WEBHOOKS_DISABLE_AFTER_FAILURES": _int(env, "WEBHOOKS_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOKS_DISABLE_AFTER_SECONDS": _float(env, "WEBHOOKS_DISABLE_AFTER_SECONDS", 86400.0),
+    }
+
+
+def _webhook_problems(config: Mapping[str, Any]) -> list[str]:
+    timeout = config.get("WEBHOOKS_TIMEOUT_SECONDS", 10.0)
+    problems = []
+    if timeout <= 0:
+        problems.append("WEBHOOKS_TIMEOUT_SECONDS must be above 0")
+    if config.get("WEBHOOKS_LEASE_SECONDS", 60.0) <= timeout:
+        problems.append("WEBHOOKS_LEASE_SECONDS must be longer than WEBHOOKS_TIMEOUT_SECONDS")
+    if config.get("WEBHOOKS_MAX_ATTEMPTS", 8) < 1 or config.get("WEBHOOKS_CONCURRENCY", 32) < 1:
+        problems.append("WEBHOOKS_MAX_ATTEMPTS and WEBHOOKS_CONCURRENCY must be at least 1")
+    return problems
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "ENV": env.get("ENV", "development"),
@@ -168,6 +212,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         **_oauth(env),
         **_payments(env),
         **_outside(env),
+        **_webhooks(env),
     }
 
 
@@ -207,6 +252,8 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"UPLOAD_URL_TTL_SECONDS must be between 1 and {MAX_UPLOAD_URL_TTL_SECONDS}, got {ttl}"
         )
+    if webhook_problems := _webhook_problems(config):
+        raise ConfigError("; ".join(webhook_problems))
     if config["ENV"] != "production":
         return
     problems = _secret_problems(config)

@@ -38,6 +38,7 @@ pytest_plugins = [
     "tests.support.smtp",
     "tests.support.oauth_provider",
     "tests.support.stripe_stand_in",
+    "tests.support.webhook_receiver",
     "pytester",
 ]
 

@@ -34,6 +34,7 @@ from backend.api import (
     security,
     upload_urls,
     users,
+    webhooks,
 )
 from backend.schemas.fields import Money
 
@@ -53,6 +54,7 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     upload_urls.blp,
     audit.blp,
     jobs_dashboard.blp,
+    webhooks.blp,
 ]
 
 

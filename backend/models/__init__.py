@@ -22,6 +22,14 @@ from backend.models.payments import (
     ProviderEvent,
 )
 from backend.models.user import User
+from backend.models.webhooks import (
+    DELIVERY_STATUSES,
+    TEST_EVENT_TYPE,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_WILDCARDS,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "FILE_PURPOSES",
@@ -51,6 +59,12 @@ __all__ = [
     "UTCDateTimeField",
     "UploadUrl",
     "User",
+    "DELIVERY_STATUSES",
+    "TEST_EVENT_TYPE",
+    "WEBHOOK_EVENT_TYPES",
+    "WEBHOOK_WILDCARDS",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "progress_of",
     "utcnow",
 ]

@@ -15,7 +15,7 @@ from backend.errors import BusinessRuleViolation, Conflict, ValidationFailed
 from backend.events import publish_after_commit
 from backend.models import ORDER_TRANSITIONS, Order, OrderLine, Payment, Product, User, utcnow
 from backend.schemas.catalog import OrderSchema
-from backend.services import audit, notifications, products
+from backend.services import audit, notifications, products, webhooks
 from backend.services.access import get_visible, is_admin, require_role
 from backend.services.audit import ClientInfo
 
@@ -278,7 +278,11 @@ def _return_stock(order: Order) -> list[Product]:
 
 
 def _announce(order: Order, event: str) -> None:
-    """Publish `event` with the order as GET /orders/{id} returns it, to its owner and admins."""
+    """Publish `event` with the order as GET /orders/{id} returns it, to its owner and admins.
+
+    Webhooks subscribed to `event` get the same data, recorded in the same transaction.
+    """
     payload = _SCHEMA.dump(order)
     publish_after_commit(user_channel(order.user_id), event, payload)
     publish_after_commit(ADMIN, event, payload)
+    webhooks.record_event(event_type=event, data=payload)

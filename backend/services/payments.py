@@ -42,7 +42,7 @@ from backend.models import (
     utcnow,
 )
 from backend.schemas.payments import PaymentSchema
-from backend.services import notifications, orders, payment_provider
+from backend.services import notifications, orders, payment_provider, webhooks
 from backend.services.payment_provider import Intent
 
 log = structlog.get_logger(__name__)
@@ -203,11 +203,13 @@ def _apply(payment: Payment, status: str) -> bool:
 def _announce(payment: Payment, event: str) -> None:
     """Publish `event` (`payment.succeeded|failed`) with the payment, to its owner and admins.
 
-    The one place a payment event goes out (outgoing webhooks hook in here).
+    The one place a payment event goes out; subscribed webhooks get it recorded
+    in the same transaction.
     """
     payload = _SCHEMA.dump(payment)
     publish_after_commit(user_channel(payment.order.user_id), event, payload)
     publish_after_commit(ADMIN, event, payload)
+    webhooks.record_event(event_type=event, data=payload)
 
 
 def _notify(payment: Payment, status: str) -> None:

@@ -16,7 +16,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from backend.models import Notification, Order, Payment, ProviderEvent
+from backend.models import (
+    Notification,
+    Order,
+    Payment,
+    ProviderEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from backend.services.payment_provider import sign
 from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
@@ -412,3 +419,19 @@ def test_concurrent_payments_of_one_order_make_one_row_and_one_intent(
     assert len({payment_id for _, payment_id in answers}) == 1
     assert Payment.select().count() == 1
     assert stripe_stand_in.creates() == 1
+
+
+def test_payment_events_are_recorded_for_subscribed_webhooks_in_the_same_transaction(
+    shop: FlaskClient, ada: dict[str, str], stripe_stand_in: StripeStandIn
+) -> None:
+    WebhookEndpoint.create(url="https://hooks.example.test/in", events=["payment.*"], secret="s")
+    order_id = place(shop, ada)
+    payment = paid(shop, ada, order_id)
+    assert (
+        deliver(shop, stripe_stand_in.complete(payment["provider_payment_id"])).status_code == 200
+    )
+    deliveries = list(WebhookDelivery.select())
+    assert [d.event_type for d in deliveries] == ["payment.succeeded"]
+    assert deliveries[0].payload["order_id"] == order_id
+    assert deliveries[0].payload["status"] == "succeeded"
+    assert "client_secret" not in deliveries[0].payload
