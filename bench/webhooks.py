@@ -180,6 +180,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--deliveries", type=int, default=2000, help="deliveries for row 1")
     parser.add_argument("--events", type=int, default=200, help="events for row 2")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second in row 2")
+    parser.add_argument("--pay-requests", type=int, default=20,
+                        help="timed POST /orders/{id}/pay per row of the provider-down table "
+                             "(bench/payments.py); 0 skips it")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=600.0, help="overall limit, seconds")
     return parser.parse_args()
 
@@ -221,6 +224,11 @@ def main() -> int:
           f"{'SQLite (temporary file)' if database_url.startswith('sqlite') else 'DATABASE_URL'}, "
           f"one Procfile worker\n")  # fmt: skip
     print_table(table)
+    if args.pay_requests:
+        from bench.payments import pay_latency_rows
+
+        print("\npayments with the provider down (bench/payments.py), breaker open vs none:\n")
+        print_table(pay_latency_rows(args.pay_requests, deadline.remaining()))
     return 0
 
 
