@@ -1,7 +1,7 @@
 """Webhook benchmark: deliveries/s on one worker, and commit → receipt latency, with baselines.
 
 Usage: `.venv/bin/python bench/webhooks.py [--deliveries N] [--events N] [--rate R]
-[--timeout S]`.
+[--pay-requests N] [--timeout S]`.
 
 The stack is the Procfile's: `web` (gunicorn, ENV=production) and one `worker` (the forking
 `jobs.worker.Worker`); a verifying receiver (`tests.support.webhook_receiver`, threaded,
@@ -21,6 +21,10 @@ or not) is one more such function appended to `ROWS`.
 2. `latency`: E events at R/s through the API (`POST /webhooks/{id}/test`, which answers 202
    after its commit): p50/p99 from the answer's arrival to the receipt (a bound the commit
    precedes). Baseline: one signed POST from this process to the receiver, p50/p99.
+
+Then, as a second table, `bench/payments.py`'s rows: `POST /orders/{id}/pay` latency with the
+payment provider down (refusing, or hanging past the timeout), breaker open vs no breaker,
+measured in the same run.
 """
 
 from __future__ import annotations
