@@ -88,6 +88,72 @@ def _oauth(env: Mapping[str, str]) -> dict[str, Any]:
     return config
 
 
+def _payments(env: Mapping[str, str]) -> dict[str, Any]:
+    """Payments through Stripe's API: enabled when `STRIPE_SECRET_KEY` is set."""
+    return {
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": (env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),
+        "STRIPE_TIMEOUT_SECONDS": _float(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
+        "STRIPE_WEBHOOK_TOLERANCE_SECONDS": _int(env, "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300),
+        "PAYMENTS_RECONCILE_AFTER_MINUTES": _int(env, "PAYMENTS_RECONCILE_AFTER_MINUTES", 10),
+        "PAYMENTS_RECONCILE_BATCH": _int(env, "PAYMENTS_RECONCILE_BATCH", 100),
+    }
+
+
+def _outside(env: Mapping[str, str]) -> dict[str, Any]:
+    """Calls to outside services: the connect timeout and the shared circuit breaker."""
+    return {
+        "OUTSIDE_CONNECT_TIMEOUT_SECONDS": _float(env, "OUTSIDE_CONNECT_TIMEOUT_SECONDS", 3.0),
+        "PROVIDER_BREAKER_FAILURES": _int(env, "PROVIDER_BREAKER_FAILURES", 5),
+        "PROVIDER_BREAKER_COOLDOWN_SECONDS": _float(env, "PROVIDER_BREAKER_COOLDOWN_SECONDS", 30.0),
+    }
+
+
+WEBHOOKS_DEFAULT_SCHEDULE = "5,30,120,600,3600,21600,43200"
+
+
+def _schedule(env: Mapping[str, str], name: str, default: str) -> list[float]:
+    raw = env.get(name) or default
+    try:
+        delays = [float(item) for item in _list(raw)]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if not delays or min(delays) < 0:
+        raise ConfigError(f"{name} must list at least one delay, none negative, got {raw!r}")
+    return delays
+
+
+def _webhooks(env: Mapping[str, str]) -> dict[str, Any]:
+    """Outgoing webhooks: timeouts, retries, the SSRF guard, the dispatcher and disabling."""
+    schedule = _schedule(env, "WEBHOOKS_RETRY_SCHEDULE", WEBHOOKS_DEFAULT_SCHEDULE)
+    return {
+        "WEBHOOKS_TIMEOUT_SECONDS": _float(env, "WEBHOOKS_TIMEOUT_SECONDS", 10.0),
+        "WEBHOOKS_RETRY_SCHEDULE": schedule,
+        "WEBHOOKS_MAX_ATTEMPTS": _int(env, "WEBHOOKS_MAX_ATTEMPTS", len(schedule) + 1),
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": _flag(
+            env, "WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False
+        ),
+        "WEBHOOKS_LEASE_SECONDS": _float(env, "WEBHOOKS_LEASE_SECONDS", 60.0),
+        "WEBHOOKS_CONCURRENCY": _int(env, "WEBHOOKS_CONCURRENCY", 32),
+        "WEBHOOKS_SWEEP_INTERVAL_SECONDS": _int(env, "WEBHOOKS_SWEEP_INTERVAL_SECONDS", 5),
+        "WEBHOOKS_DISABLE_AFTER_FAILURES": _int(env, "WEBHOOKS_DISABLE_AFTER_FAILURES", 20),
+        "WEBHOOKS_DISABLE_AFTER_SECONDS": _float(env, "WEBHOOKS_DISABLE_AFTER_SECONDS", 86400.0),
+    }
+
+
+def _webhook_problems(config: Mapping[str, Any]) -> list[str]:
+    timeout = config.get("WEBHOOKS_TIMEOUT_SECONDS", 10.0)
+    problems = []
+    if timeout <= 0:
+        problems.append("WEBHOOKS_TIMEOUT_SECONDS must be above 0")
+    if config.get("WEBHOOKS_LEASE_SECONDS", 60.0) <= timeout:
+        problems.append("WEBHOOKS_LEASE_SECONDS must be longer than WEBHOOKS_TIMEOUT_SECONDS")
+    if config.get("WEBHOOKS_MAX_ATTEMPTS", 8) < 1 or config.get("WEBHOOKS_CONCURRENCY", 32) < 1:
+        problems.append("WEBHOOKS_MAX_ATTEMPTS and WEBHOOKS_CONCURRENCY must be at least 1")
+    return problems
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "ENV": env.get("ENV", "development"),
@@ -145,10 +211,14 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "PURGE_SESSIONS_AFTER_DAYS": _int(env, "PURGE_SESSIONS_AFTER_DAYS", 30),
         "PURGE_NOTIFICATIONS_AFTER_DAYS": _int(env, "PURGE_NOTIFICATIONS_AFTER_DAYS", 90),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "DASHBOARD_COOKIE_SECONDS": _int(env, "DASHBOARD_COOKIE_SECONDS", 15 * 60),
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),
         **_oauth(env),
+        **_payments(env),
+        **_outside(env),
+        **_webhooks(env),
     }
 
 
@@ -162,6 +232,20 @@ def _secret_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name} is a default value")
         elif len(value) < MIN_SECRET_LENGTH:
             problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    return problems + _payment_secret_problems(config)
+
+
+def _payment_secret_problems(config: Mapping[str, Any]) -> list[str]:
+    """With payments enabled (`STRIPE_SECRET_KEY` set), both Stripe secrets must be real."""
+    if not config.get("STRIPE_SECRET_KEY"):
+        return []
+    problems = []
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        value = config.get(name) or ""
+        if not value:
+            problems.append(f"{name} is not set (payments are enabled)")
+        elif value in KNOWN_DEFAULT_SECRETS:
+            problems.append(f"{name} is a default value")
     return problems
 
 
@@ -174,6 +258,8 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"UPLOAD_URL_TTL_SECONDS must be between 1 and {MAX_UPLOAD_URL_TTL_SECONDS}, got {ttl}"
         )
+    if webhook_problems := _webhook_problems(config):
+        raise ConfigError("; ".join(webhook_problems))
     if config["ENV"] != "production":
         return
     problems = _secret_problems(config)

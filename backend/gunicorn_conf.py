@@ -31,8 +31,12 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# One folder per gunicorn master (this module is read by the master): several instances
+# on one machine, each with its own port, must not wipe or add up each other's files.
 PROMETHEUS_DIR = Path(
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus" / str(os.getpid()))
+    )
 )
 
 
@@ -40,6 +44,12 @@ def on_starting(server: Any) -> None:
     """Start each run with empty Prometheus multiprocess files."""
     shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
     PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def on_exit(server: Any) -> None:
+    """Remove this run's Prometheus files (a folder named after a master that is gone)."""
+    if PROMETHEUS_DIR.parent == VAR_DIR / "prometheus":
+        shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -8,7 +8,8 @@ import os
 
 from rq import cron
 
-from jobs import files, maintenance
+from backend.services.webhooks import DISPATCH_BUDGET_SECONDS
+from jobs import files, maintenance, payments, webhooks
 
 # Every 5 minutes a worker proves it can reach the database and Redis; a
 # failure shows up in RQ's failed registry and the worker logs.
@@ -25,3 +26,20 @@ cron.register(
 cron.register(maintenance.purge_old_records, queue_name="low", cron="17 3 * * *")
 # Product-image uploads never attached and expired exports, hourly.
 cron.register(files.cleanup_files, queue_name="low", interval=3600)
+# Payments whose webhook never came: ask the provider (a missed webhook must not strand an order).
+cron.register(
+    payments.reconcile_payments,
+    queue_name="default",
+    interval=int(os.environ.get("PAYMENTS_RECONCILE_INTERVAL_SECONDS", "300")),
+)
+# Webhook deliveries that came due (retries, leases of killed workers, lost wake-ups).
+# A sweep left waiting longer than its interval is dropped (`ttl`): the next one does it.
+_WEBHOOKS_SWEEP = int(os.environ.get("WEBHOOKS_SWEEP_INTERVAL_SECONDS", "5"))
+cron.register(
+    webhooks.dispatch,
+    queue_name="default",
+    interval=_WEBHOOKS_SWEEP,
+    ttl=max(_WEBHOOKS_SWEEP, 1) * 2,
+    job_timeout=int(DISPATCH_BUDGET_SECONDS + float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "60")))
+    + 30,
+)

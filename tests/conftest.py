@@ -43,6 +43,8 @@ pytest_plugins = [
     "tests.support.smtp",
     "tests.support.oauth_provider",
     "tests.support.seaweedfs",
+    "tests.support.stripe_stand_in",
+    "tests.support.webhook_receiver",
     "pytester",
 ]
 STORES = ("local", "s3")

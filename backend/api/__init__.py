@@ -15,24 +15,28 @@ from flask.typing import ResponseReturnValue
 from swagger_ui_bundle import swagger_ui_path
 
 from backend.api import (
+    audit,
     auth,
     converters,
     errors,
     events,
     files,
     jobs,
+    jobs_dashboard,
     notifications,
     oauth,
     openapi,
     ops,
     orders,
     parsing,
+    payments,
     products,
     security,
     upload_urls,
     users,
+    webhooks,
 )
-from backend.schemas.catalog import Money
+from backend.schemas.fields import Money
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = f"{API_PREFIX}/docs/assets/"
@@ -42,11 +46,15 @@ API_BLUEPRINTS: list[flask_smorest.Blueprint] = [
     users.blp,
     products.blp,
     orders.blp,
+    payments.blp,
     notifications.blp,
     events.blp,
     jobs.blp,
     files.blp,
     upload_urls.blp,
+    audit.blp,
+    jobs_dashboard.blp,
+    webhooks.blp,
 ]
 
 
@@ -90,7 +98,8 @@ def init_app(app: Flask, *, version: str, description: str) -> Api:
     for key, value in _openapi_settings(version, description).items():
         app.config.setdefault(key, value)
     security.init_app(app)
-    app.url_map.converters["int"] = converters.IdConverter  # before any rule is added
+    jobs_dashboard.init_app(app)  # rq-dashboard's rules keep Werkzeug's int (instance 0)
+    app.url_map.converters["int"] = converters.IdConverter  # before any of our rules is added
     app.before_request(parsing.refuse_nul_in_url)
     api = Api(app, spec_kwargs={"extra_plugins": [openapi.ErrorResponses(API_PREFIX)]})
     api.register_field(Money, None, None)  # its `oneOf` comes from the field's metadata

@@ -18,7 +18,8 @@ from backend.schemas.catalog import (
     OrderStatusSchema,
 )
 from backend.schemas.jobs import JobSchema, OrderExportSchema
-from backend.services import order_export, orders
+from backend.schemas.payments import PayResultSchema
+from backend.services import order_export, orders, payments
 from backend.services.order_export import ExportFilter
 from backend.services.orders import OrderItem
 
@@ -102,6 +103,25 @@ def cancel_order(order_id: int) -> Any:
     409 `invalid_transition` once shipped.
     """
     return orders.cancel_order(user=caller(), order_id=order_id, client=client_info())
+
+
+@blp.route("/<int:order_id>/pay", methods=["POST"])
+@blp.alt_response(409, description="`order_not_payable`: the order is not pending.")
+@blp.alt_response(
+    503,
+    description="`provider_unavailable`: the payment provider cannot be reached (see "
+    "`Retry-After`; retrying never charges twice), or `payments_not_configured`.",
+)
+@auth_required(blp)
+@blp.response(201, PayResultSchema)
+def pay_order(order_id: int) -> Any:
+    """Pay one of the caller's pending orders: its payment with the provider.
+
+    Creates the payment (a Stripe PaymentIntent), or returns the one the
+    order has: retries never charge twice. Complete it in the app with the
+    `client_secret`; the order is confirmed once the provider reports success.
+    """
+    return {"payment": payments.pay_order(user=caller(), order_id=order_id)}
 
 
 @blp.route("/<int:order_id>/status", methods=["POST"])

@@ -68,8 +68,13 @@ def authenticate(*, refresh: bool = False) -> Authenticated:
     if authenticated is None:
         verify_jwt_in_request(refresh=refresh)
         authenticated = Authenticated(user=get_current_user(), claims=get_jwt())
-    request.environ[_AUTHENTICATED] = authenticated
+    remember_caller(authenticated)
     return authenticated
+
+
+def remember_caller(authenticated: Authenticated) -> None:
+    """Record who sent this request, for `caller()` and `session_id()`."""
+    request.environ[_AUTHENTICATED] = authenticated
 
 
 def auth_required(

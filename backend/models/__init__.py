@@ -14,7 +14,22 @@ from backend.models.catalog import (
 from backend.models.files import FILE_PURPOSES, RENDITIONS, File, UploadUrl
 from backend.models.identities import PROVIDERS, Identity
 from backend.models.jobs import JOB_STATUSES, TERMINAL_STATUSES, Job, progress_of
+from backend.models.payments import (
+    OPEN_PAYMENT_STATUSES,
+    PAYMENT_STATUSES,
+    PAYMENT_TRANSITIONS,
+    Payment,
+    ProviderEvent,
+)
 from backend.models.user import User
+from backend.models.webhooks import (
+    DELIVERY_STATUSES,
+    TEST_EVENT_TYPE,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_WILDCARDS,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "FILE_PURPOSES",
@@ -27,6 +42,11 @@ __all__ = [
     "ORDER_TRANSITIONS",
     "TERMINAL_STATUSES",
     "Job",
+    "OPEN_PAYMENT_STATUSES",
+    "PAYMENT_STATUSES",
+    "PAYMENT_TRANSITIONS",
+    "Payment",
+    "ProviderEvent",
     "AuditEvent",
     "AuthSession",
     "BaseModel",
@@ -39,6 +59,12 @@ __all__ = [
     "UTCDateTimeField",
     "UploadUrl",
     "User",
+    "DELIVERY_STATUSES",
+    "TEST_EVENT_TYPE",
+    "WEBHOOK_EVENT_TYPES",
+    "WEBHOOK_WILDCARDS",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "progress_of",
     "utcnow",
 ]

@@ -57,3 +57,6 @@ class AuditEvent(BaseModel):
     ip = CharField(max_length=64, default="")
     request_id = CharField(max_length=128, default="")
     data = JSONTextField(default=dict)
+
+    class Meta:
+        indexes = ((("target_type", "target_id"), False),)  # GET /audit?target=order:12

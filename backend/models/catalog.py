@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from peewee import (
     BooleanField,
@@ -28,6 +29,7 @@ ORDER_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "cancelled": (),
 }
 ORDER_STATUSES = tuple(ORDER_TRANSITIONS)
+_PAYMENT = "_payment"  # where an order keeps its payment once read
 
 
 class Product(BaseModel):
@@ -57,6 +59,23 @@ class Order(BaseModel):
 
     class Meta:
         indexes = ((("user", "idempotency_key"), True),)
+
+    @property
+    def payment(self) -> Any:
+        """The order's `Payment`, or None before it is paid.
+
+        The queries that read orders for the API set it (a LEFT JOIN, see
+        `backend.services.orders`); otherwise it is read here, once.
+        """
+        if _PAYMENT not in self.__dict__:
+            prefetched = self.__dict__.get("payments")  # as prefetch() leaves the backref
+            found = self.payments.first() if prefetched is None else next(iter(prefetched), None)  # type: ignore[attr-defined]
+            self.__dict__[_PAYMENT] = found
+        return self.__dict__[_PAYMENT]
+
+    @payment.setter
+    def payment(self, value: Any) -> None:
+        self.__dict__[_PAYMENT] = value
 
 
 class OrderLine(BaseModel):

@@ -20,10 +20,11 @@ What it does instead:
   user or a demoted admin is refused or re-checked on the very next request,
   in every process. Only the `last_seen_at` bookkeeping is skipped when this
   process did it for the session under a minute ago (`SeenSessions`).
-- The user, and the order joined to its lines (one query instead of two), are
-  read with `PreparedSelect`: SQL Peewee rendered once per kind of database,
-  run with each request's values. `GET /orders/{id}` is answered by
-  `order_view` (same rule as `access.get_visible`, same `OrderSchema`).
+- The user is read with `PreparedSelect`: SQL Peewee rendered once per kind of
+  database, run with each request's values. `GET /orders/{id}` is answered by
+  `order_view` with one such query for the caller, the order (same rule as
+  `access.get_visible`), its lines and its payment, where the main path makes
+  three, and dumped with the same `OrderSchema`.
 
 Whenever this path cannot vouch for a request (no or odd header, bad or
 expired token, revoked session, inactive user) it answers None and the main
@@ -40,16 +41,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import jwt as pyjwt
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
 from peewee import JOIN, Field, Model, ModelSelect
 
-from backend.api.security import FAST_VERIFIER, Authenticated, authenticate
+from backend.api.security import FAST_VERIFIER, Authenticated, remember_caller
 from backend.db import db
 from backend.errors import NotFound
-from backend.models import Order, OrderLine, User
+from backend.models import Order, OrderLine, Payment, User
 from backend.schemas.catalog import OrderSchema
 from backend.services import sessions
-from backend.services.access import is_admin
 
 M = TypeVar("M", bound=Model)
 MAX_VERIFIED_TOKENS = 10_000  # ~3 MB; when full the dict starts over
@@ -118,16 +118,23 @@ def loaded(model: type[M], values: list[Any]) -> M:
 ACTIVE_USER = PreparedSelect(
     lambda user_id: User.select().where((User.id == user_id) & User.is_active), 1
 )
-_ORDER_WITH_LINES = Order.select(Order, OrderLine).join(
-    OrderLine, JOIN.LEFT_OUTER, on=(OrderLine.order == Order.id)
-)
-ANY_ORDER = PreparedSelect(
-    lambda order_id: _ORDER_WITH_LINES.where(Order.id == order_id).order_by(OrderLine.id), 1
-)
-OWN_ORDER = PreparedSelect(
-    lambda order_id, user_id: _ORDER_WITH_LINES.where(
-        (Order.id == order_id) & (Order.user == user_id)
-    ).order_by(OrderLine.id),
+# The caller and the order in one round trip: the caller if active, the order if it
+# is theirs (or the caller is an admin: `access.get_visible`'s rule), its lines and its
+# payment (repeated on each line's row).
+CALLER_AND_ORDER = PreparedSelect(
+    lambda user_id, order_id: (
+        User.select(User, Order, OrderLine, Payment)
+        .join(
+            Order,
+            JOIN.LEFT_OUTER,
+            on=(Order.id == order_id) & ((Order.user == User.id) | (User.role == "admin")),
+        )
+        .join(OrderLine, JOIN.LEFT_OUTER, on=(OrderLine.order == Order.id))
+        .switch(Order)
+        .join(Payment, JOIN.LEFT_OUTER, on=(Payment.order == Order.id))
+        .where((User.id == user_id) & User.is_active)
+        .order_by(OrderLine.id)
+    ),
     2,
 )
 
@@ -228,15 +235,23 @@ class SeenSessions:
         return True
 
 
+def session_claims(tokens: TokenVerifier, seen: SeenSessions) -> dict[str, Any] | None:
+    """Return the claims of this request's token if its session is active, else None."""
+    claims = tokens.claims()
+    if claims is None:
+        return None
+    sid = claims["sid"]
+    if not sessions.is_active(sid, note_seen=seen.note_due(sid)):
+        return None
+    return claims
+
+
 def fast_verifier(tokens: TokenVerifier, seen: SeenSessions) -> Callable[[], Authenticated | None]:
     """Return the `FAST_VERIFIER` for `backend.api.security`: the caller, or None to defer."""
 
     def verify() -> Authenticated | None:
-        claims = tokens.claims()
+        claims = session_claims(tokens, seen)
         if claims is None:
-            return None
-        sid = claims["sid"]
-        if not sessions.is_active(sid, note_seen=seen.note_due(sid)):
             return None
         user = active_user(int(claims[tokens.identity_claim]))
         if user is None:
@@ -246,29 +261,55 @@ def fast_verifier(tokens: TokenVerifier, seen: SeenSessions) -> Callable[[], Aut
     return verify
 
 
-def visible_order(*, user: User, order_id: int) -> Order:
-    """Return the order with its lines, by the rule of `orders.get_order` (own; admins any).
+def caller_and_order(*, user_id: int, order_id: int) -> tuple[User, Order | None] | None:
+    """Return the active caller and the order they may see (None if not), in one query.
 
-    One query (the order joined to its lines). Raises `NotFound` when it is
-    missing or someone else's.
+    None when the user is missing or inactive. The order comes with its lines
+    and its payment (None until paid).
     """
-    rows = ANY_ORDER.values(order_id) if is_admin(user) else OWN_ORDER.values(order_id, user.id)
+    rows = CALLER_AND_ORDER.values(user_id, order_id)
     if not rows:
-        raise NotFound(f"Order {order_id} not found.")
-    width = len(Order._meta.sorted_fields)
-    order = loaded(Order, rows[0][:width])
-    lines = [loaded(OrderLine, row[width:]) for row in rows if row[width] is not None]
+        return None
+    user_width = len(User._meta.sorted_fields)
+    lines_from = user_width + len(Order._meta.sorted_fields)
+    payment_from = lines_from + len(OrderLine._meta.sorted_fields)
+    user = loaded(User, rows[0][:user_width])
+    if rows[0][user_width] is None:
+        return user, None
+    order = loaded(Order, rows[0][user_width:lines_from])
+    lines = [
+        loaded(OrderLine, row[lines_from:payment_from])
+        for row in rows
+        if row[lines_from] is not None
+    ]
     # What `prefetch` does: the instance's backref attribute holds the list.
     cast(Any, order).lines = lines
-    return order
+    paid = rows[0][payment_from:]
+    order.payment = loaded(Payment, paid) if paid[0] is not None else None
+    return user, order
 
 
-def order_view() -> Callable[..., Response]:
-    """Return `GET /orders/{id}` answering as the blueprint's view does, with prepared queries."""
+def order_view(
+    tokens: TokenVerifier, seen: SeenSessions, main_view: Callable[..., Any]
+) -> Callable[..., Any]:
+    """Return `GET /orders/{id}` answering as `main_view` does, caller and order in one query.
+
+    Whatever it cannot vouch for (no or bad token, ended session, inactive
+    user) goes to `main_view`, so every refusal is the main path's.
+    """
     schema = OrderSchema()
 
-    def get_order(order_id: int) -> Response:
-        order = visible_order(user=authenticate().user, order_id=order_id)
+    def get_order(order_id: int) -> Any:
+        claims = session_claims(tokens, seen)
+        found = None
+        if claims is not None:
+            found = caller_and_order(user_id=int(claims[tokens.identity_claim]), order_id=order_id)
+        if found is None:
+            return main_view(order_id=order_id)
+        user, order = found
+        remember_caller(Authenticated(user=user, claims=dict(claims or {})))
+        if order is None:
+            raise NotFound(f"Order {order_id} not found.")
         return jsonify(schema.dump(order))
 
     return get_order
@@ -279,5 +320,7 @@ def init_app(app: Flask) -> None:
 
     Runs after `backend.api.init_app` (flask-jwt-extended set up, views registered).
     """
-    app.extensions[FAST_VERIFIER] = fast_verifier(TokenVerifier(app), SeenSessions())
-    app.view_functions[ORDER_ENDPOINT] = order_view()
+    tokens, seen = TokenVerifier(app), SeenSessions()
+    app.extensions[FAST_VERIFIER] = fast_verifier(tokens, seen)
+    main_view = app.view_functions[ORDER_ENDPOINT]
+    app.view_functions[ORDER_ENDPOINT] = order_view(tokens, seen, main_view)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -10,10 +9,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from backend.models import ORDER_STATUSES, ORDER_TRANSITIONS
 from backend.models.fields import MAX_ID
-from backend.schemas.fields import JsonBoolean
+from backend.schemas.fields import CENT, MONEY_DOC, JsonBoolean, Money
+from backend.schemas.payments import PaymentSchema
 
 MAX_PRICE = Decimal("9999999999.99")
-CENT = Decimal("0.01")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Use a three-letter ISO 4217 code, e.g. USD.")
 ID = validate.Range(min=1, max=MAX_ID)  # an id a row can have
 MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer on PostgreSQL
@@ -37,20 +36,6 @@ def two_places(value: Decimal) -> None:
         raise ValidationError("At most two decimal places.")
 
 
-MONEY_PATTERN = r"^[0-9]+(\.[0-9]{1,2})?$"
-# What the OpenAPI document says of every amount (apispec reads `oneOf` from the
-# metadata; `backend.api` registers `Money` with no type of its own).
-MONEY_DOC = {
-    "oneOf": [
-        {"type": "string", "pattern": MONEY_PATTERN},
-        {"type": "number", "minimum": 0, "multipleOf": 0.01},
-    ],
-    "description": 'An amount: a decimal string (sent as `"19.99"`) or, on input, an '
-    "exact JSON number; never rounded.",
-    "example": "19.99",
-}
-
-
 # A price as input: at most MAX_PRICE, so ten digits before the point.
 PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 PRICE_DOC = {
@@ -60,32 +45,6 @@ PRICE_DOC = {
         {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE), "multipleOf": 0.01},
     ],
 }
-
-
-class Money(fields.Decimal):
-    """An amount: a decimal string with two places on output ("10.00").
-
-    Input is a decimal string matching `pattern` or a JSON number (read
-    exactly, see `backend.api.parsing`); it is never rounded.
-    """
-
-    def __init__(self, *args: Any, pattern: str = MONEY_PATTERN, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pattern = re.compile(pattern)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if isinstance(value, str) and not self.pattern.fullmatch(value):
-            self._validate(number)  # the specific reason first: sign, places, range
-            raise ValidationError("Write the amount as plain digits, e.g. 19.99.")
-        return number
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if value is not None:
-            value = Decimal(value).quantize(CENT)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 def money(**kwargs: Any) -> Money:
@@ -174,6 +133,9 @@ class OrderSchema(Schema):
     total = Money(as_string=True, metadata=MONEY_DOC)
     currency = fields.String()
     note = fields.String()
+    payment = fields.Nested(
+        PaymentSchema, allow_none=True, metadata={"description": "Null until paid"}
+    )
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 

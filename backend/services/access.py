@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from peewee import Expression, Field, Model
+from peewee import Expression, Field, Model, ModelSelect
 
 from backend.errors import Forbidden, NotFound
 from backend.models import User
@@ -35,20 +35,24 @@ def get_visible(
     owner: Field,
     admin_sees_all: bool = True,
     only: Expression | None = None,
+    query: ModelSelect[Any] | None = None,
 ) -> M:
     """Return `model[object_id]` if `user` may see it, else raise `NotFound`.
 
     Users see rows whose `owner` field is theirs; admins see every row unless
     `admin_sees_all` is False (personal things such as device sessions).
-    `only` narrows further (say, to rows not deleted). Someone else's row is
-    reported exactly like a missing one.
+    `only` narrows further (say, to rows not deleted); `query` is the select
+    to narrow (say, one that joins related rows), `model.select()` by default.
+    Someone else's row is reported exactly like a missing one.
     """
-    query = model.select().where(model._meta.primary_key == object_id)
+    selected = (model.select() if query is None else query).where(
+        model._meta.primary_key == object_id
+    )
     if only is not None:
-        query = query.where(only)
+        selected = selected.where(only)
     if not (admin_sees_all and is_admin(user)):
-        query = query.where(owner == user.id)
-    found = query.first()
+        selected = selected.where(owner == user.id)
+    found: M | None = selected.first()
     if found is None:
         raise NotFound(f"{model.__name__} {object_id} not found.")
     return found

@@ -6,17 +6,20 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import IntegrityError, prefetch
+import structlog
+from peewee import JOIN, IntegrityError, ModelSelect, prefetch
 
 from backend.channels import ADMIN, user_channel
 from backend.db import db
 from backend.errors import BusinessRuleViolation, Conflict, ValidationFailed
 from backend.events import publish_after_commit
-from backend.models import ORDER_TRANSITIONS, Order, OrderLine, Product, User, utcnow
+from backend.models import ORDER_TRANSITIONS, Order, OrderLine, Payment, Product, User, utcnow
 from backend.schemas.catalog import OrderSchema
-from backend.services import audit, notifications, products
+from backend.services import audit, notifications, products, webhooks
 from backend.services.access import get_visible, is_admin, require_role
 from backend.services.audit import ClientInfo
+
+log = structlog.get_logger(__name__)
 
 STATUS_TITLES = {
     "confirmed": "Your order is confirmed",
@@ -25,6 +28,14 @@ STATUS_TITLES = {
     "cancelled": "Your order was cancelled",
 }
 _SCHEMA = OrderSchema()  # one instance: building a schema costs more than a dump
+
+
+def with_payment(query: ModelSelect[Order] | None = None) -> ModelSelect[Order]:
+    """Orders joined to their payment (LEFT JOIN: `order.payment` is None until paid)."""
+    selected = Order.select(Order, Payment) if query is None else query.select(Order, Payment)
+    return selected.join(
+        Payment, JOIN.LEFT_OUTER, on=(Payment.order == Order.id), attr="payment"
+    ).switch(Order)
 
 
 @dataclass(frozen=True)
@@ -84,13 +95,37 @@ def list_orders(
     if status is not None:
         query = query.where(Order.status == status)
     total = query.count()
-    page_query = query.order_by(Order.id.desc()).paginate(page, page_size)
+    page_query = with_payment(query).order_by(Order.id.desc()).paginate(page, page_size)
     return list(prefetch(page_query, OrderLine.select().order_by(OrderLine.id))), total
 
 
-def get_order(*, user: User, order_id: int) -> Order:
-    """Return an order the caller may see (own, or any for admins). Raises `NotFound`."""
-    return get_visible(Order, order_id, user=user, owner=Order.user)
+def get_order(*, user: User, order_id: int, owner_only: bool = False) -> Order:
+    """Return an order the caller may see (own, or any for admins), with its payment.
+
+    `owner_only`: admins too see only their own. Raises `NotFound`.
+    """
+    return get_visible(
+        Order, order_id, user=user, owner=Order.user, admin_sees_all=not owner_only,
+        query=with_payment(),
+    )  # fmt: skip
+
+
+def confirm_paid(*, order_id: int) -> Order | None:
+    """Confirm a pending order now that its payment succeeded (the provider said so).
+
+    The same step as an admin's confirmation (stock kept, notification,
+    `order.status_changed`), with no actor to audit. Returns None, and
+    changes nothing, when the order is no longer pending (cancelled meanwhile:
+    the money then needs refunding, which is logged).
+    """
+    order = Order.get_or_none(Order.id == order_id)
+    if order is not None and order.status == "pending":
+        try:
+            return _transition(order, "confirmed", actor=None, client=None)
+        except Conflict:
+            pass
+    log.error("paid_order_not_pending", order_id=order_id)
+    return None
 
 
 def cancel_order(*, user: User, order_id: int, client: ClientInfo) -> Order:
@@ -194,10 +229,13 @@ def _create_order(
         line.order = order
     OrderLine.bulk_create(lines)
     order.lines = lines  # as prefetch() sets it: the event and the response need no query
+    order.payment = None  # not paid yet
     return order
 
 
-def _transition(order: Order, status: str, *, actor: User, client: ClientInfo) -> Order:
+def _transition(
+    order: Order, status: str, *, actor: User | None, client: ClientInfo | None
+) -> Order:
     if status not in ORDER_TRANSITIONS[order.status]:
         raise Conflict(
             f"An order cannot go from {order.status} to {status}.", error="invalid_transition"
@@ -212,7 +250,7 @@ def _transition(order: Order, status: str, *, actor: User, client: ClientInfo) -
             raise Conflict("The order changed meanwhile; reload it.", error="invalid_transition")
         if status == "cancelled":
             products.stock_changed(_return_stock(order))
-        order = Order.get_by_id(order.id)
+        order = with_payment().where(Order.id == order.id).get()
         _announce(order, "order.status_changed")
         notifications.notify(
             user_id=order.user_id,
@@ -221,7 +259,7 @@ def _transition(order: Order, status: str, *, actor: User, client: ClientInfo) -
             body=f"Order #{order.id} is now {status}.",
             data={"order_id": order.id, "status": status},
         )
-        if is_admin(actor):
+        if actor is not None and client is not None and is_admin(actor):
             audit.record(
                 "order.status_changed", client=client, actor=actor, target_type="order",
                 target_id=order.id, data={"to": status},
@@ -240,7 +278,11 @@ def _return_stock(order: Order) -> list[Product]:
 
 
 def _announce(order: Order, event: str) -> None:
-    """Publish `event` with the order as GET /orders/{id} returns it, to its owner and admins."""
+    """Publish `event` with the order as GET /orders/{id} returns it, to its owner and admins.
+
+    Webhooks subscribed to `event` get the same data, recorded in the same transaction.
+    """
     payload = _SCHEMA.dump(order)
     publish_after_commit(user_channel(order.user_id), event, payload)
     publish_after_commit(ADMIN, event, payload)
+    webhooks.record_event(event_type=event, data=payload)

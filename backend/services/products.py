@@ -21,7 +21,7 @@ from backend.errors import Conflict, NotFound, PreconditionFailed
 from backend.events import publish_after_commit
 from backend.models import OrderLine, Product, User, utcnow
 from backend.schemas.catalog import SORT_FIELDS, ProductSchema
-from backend.services import audit, files
+from backend.services import audit, files, webhooks
 from backend.services.access import is_admin, require_role
 from backend.services.audit import ClientInfo
 
@@ -167,10 +167,12 @@ def announce(product: Product, event: str, *, was_visible: bool) -> None:
     `admin` gets every event. The public `products` topic gets it only while the
     product is active, as GET /products/{id} would show it; when a product stops
     being visible (`was_visible`, now inactive) the topic gets `product.deleted`
-    with its id alone, so clients drop it, and nothing after that.
+    with its id alone, so clients drop it, and nothing after that. Webhooks
+    subscribed to `event` get what `admin` gets, recorded in the same transaction.
     """
     payload = product_payload(product)
     publish_after_commit(ADMIN, event, payload)
+    webhooks.record_event(event_type=event, data=payload)
     if product.is_active:
         publish_after_commit(PRODUCTS, event, payload)
     elif was_visible:

@@ -49,7 +49,6 @@ from backend.errors import NotFound, ServiceUnavailable, Unauthorized
 log = structlog.get_logger(__name__)
 
 DISCOVERY_TTL_SECONDS = 300
-RETRY_AFTER_SECONDS = "5"
 JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 CLIENT_CLAIMS = ("azp", "appid", "client_id")
 LENIENT = jws.JWSRegistry(strict_check_header=False)
@@ -120,21 +119,23 @@ def rejected(message: str = "The provider did not accept this token.") -> Unauth
     return Unauthorized(message, error="invalid_provider_token")
 
 
-def unavailable() -> ServiceUnavailable:
-    """The error for a provider that does not answer."""
+def unavailable(retry_after: int = outside.RETRY_AFTER_SECONDS) -> ServiceUnavailable:
+    """The error for a provider that does not answer (or whose breaker is open)."""
     return ServiceUnavailable(
         "The sign-in provider is not answering; try again shortly.",
         error="provider_unavailable",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(retry_after)},
     )
 
 
-def _call(method: str, url: str, **kwargs: Any) -> outside.Reply:
+def _call(provider: Provider, method: str, url: str, **kwargs: Any) -> outside.Reply:
     timeout = float(current_app.config["OAUTH_PROVIDER_TIMEOUT_SECONDS"])
     try:
-        return outside.request(method, url, timeout=timeout, **kwargs)
+        return outside.request(
+            method, url, service=f"oauth_{provider.name}", timeout=timeout, **kwargs
+        )
     except outside.Unreachable as exc:
-        raise unavailable() from exc
+        raise unavailable(exc.retry_after) from exc
 
 
 def _ok_json(reply: outside.Reply) -> dict[str, Any]:
@@ -147,12 +148,12 @@ def _ok_json(reply: outside.Reply) -> dict[str, Any]:
     return body
 
 
-def _cached_json(url: str) -> dict[str, Any]:
+def _cached_json(provider: Provider, url: str) -> dict[str, Any]:
     with _cache_lock:
         hit = _cache.get(url)
     if hit is not None and hit[0] > time.monotonic():
         return dict(hit[1])
-    document = _ok_json(_call("GET", url))
+    document = _ok_json(_call(provider, "GET", url))
     with _cache_lock:
         _cache[url] = (time.monotonic() + DISCOVERY_TTL_SECONDS, document)
     return document
@@ -161,7 +162,7 @@ def _cached_json(url: str) -> dict[str, Any]:
 def discovery(provider: Provider) -> dict[str, Any]:
     """Return the provider's OpenID Connect discovery document (cached briefly)."""
     issuer = str(_setting(provider, "ISSUER")).rstrip("/")
-    return _cached_json(f"{issuer}/.well-known/openid-configuration")
+    return _cached_json(provider, f"{issuer}/.well-known/openid-configuration")
 
 
 def _endpoint(document: dict[str, Any], name: str) -> str:
@@ -192,7 +193,7 @@ def _github_profile(provider: Provider, token: str) -> Profile:
     api = str(current_app.config["OAUTH_GITHUB_API_URL"]).rstrip("/")
     client_id = str(_setting(provider, "CLIENT_ID"))
     check = _call(
-        "POST", f"{api}/applications/{client_id}/token",
+        provider, "POST", f"{api}/applications/{client_id}/token",
         auth=(client_id, str(_setting(provider, "CLIENT_SECRET") or "")),
         json={"access_token": token}, idempotent=True,
     )  # fmt: skip
@@ -202,8 +203,8 @@ def _github_profile(provider: Provider, token: str) -> Profile:
         log.error("github_app_check_failed", status=check.status)
         raise unavailable()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
-    user = _ok_json(_call("GET", f"{api}/user", headers=headers))
-    email, verified = _github_email(_call("GET", f"{api}/user/emails", headers=headers))
+    user = _ok_json(_call(provider, "GET", f"{api}/user", headers=headers))
+    email, verified = _github_email(_call(provider, "GET", f"{api}/user/emails", headers=headers))
     return Profile(
         provider=provider.name,
         subject=str(user.get("id") or ""),
@@ -224,7 +225,7 @@ def _github_email(reply: outside.Reply) -> tuple[str, bool]:
 
 def _userinfo(provider: Provider, document: dict[str, Any], token: str) -> Profile:
     url = _endpoint(document, "userinfo_endpoint")
-    info = _ok_json(_call("GET", url, headers={"Authorization": f"Bearer {token}"}))
+    info = _ok_json(_call(provider, "GET", url, headers={"Authorization": f"Bearer {token}"}))
     return Profile(
         provider=provider.name,
         subject=str(info.get("sub") or ""),
@@ -236,7 +237,7 @@ def _userinfo(provider: Provider, document: dict[str, Any], token: str) -> Profi
 
 def _check_google_audience(provider: Provider, token: str) -> None:
     url = str(current_app.config["OAUTH_GOOGLE_TOKENINFO_URL"])
-    reply = _call("GET", url, params={"access_token": token})
+    reply = _call(provider, "GET", url, params={"access_token": token})
     if reply.status == 400:
         raise rejected()
     info = _ok_json(reply)
@@ -265,7 +266,7 @@ def _jwt_claims(provider: Provider, document: dict[str, Any], token: str) -> dic
         if provider.name == "azure" and "nonce" in compact.protected:
             claims = jwt.json.loads(compact.payload)  # genuine: userinfo accepted it
         else:
-            keys = KeySet.import_key_set(_cached_json(_endpoint(document, "jwks_uri")))  # type: ignore[arg-type]
+            keys = KeySet.import_key_set(_cached_json(provider, _endpoint(document, "jwks_uri")))  # type: ignore[arg-type]
             claims = jwt.decode(token, keys, algorithms=JWT_ALGORITHMS).claims
     except (JoseError, ValueError) as exc:
         raise rejected(
@@ -307,7 +308,7 @@ def exchange_code(provider: Provider, *, code: str, redirect_uri: str) -> str:
         client_secret=_setting(provider, "CLIENT_SECRET") or "",
     )  # fmt: skip
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    reply = _call("POST", endpoint, content=body, headers=headers)
+    reply = _call(provider, "POST", endpoint, content=body, headers=headers)
     answer = reply.json() if reply.status < 500 else None
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not isinstance(token, str) or not token:

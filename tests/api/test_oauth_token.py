@@ -213,3 +213,29 @@ def test_a_wrong_client_secret_of_ours_is_unavailable_not_the_users_fault(
     token = stand_in.issue(Account("github", "1", "g@example.test"))
     status, body = exchange(client, "github", token)
     assert (status, body["error"]) == (503, "provider_unavailable")
+
+
+def test_a_failing_provider_trips_its_breaker_and_sign_in_answers_503_at_once(
+    make_app: Callable[..., Flask], stand_in: StandIn
+) -> None:
+    app = make_app(
+        **stand_in.settings(PROVIDER_BREAKER_FAILURES=2, PROVIDER_BREAKER_COOLDOWN_SECONDS=30)
+    )
+    client = app.test_client()
+    token = stand_in.issue(Account("github", "1", "g@example.test"))
+    stand_in.mode = "error"
+    for _ in range(2):
+        assert exchange(client, "github", token)[0] == 503
+    stand_in.calls.clear()
+    started = time.monotonic()
+    response = client.post("/api/v1/auth/oauth/github/token", json={"access_token": token})
+    assert time.monotonic() - started < 0.2
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "provider_unavailable"
+    assert 29 <= int(response.headers["Retry-After"]) <= 30
+    assert stand_in.calls == []  # not called while the breaker is open
+    stand_in.mode = "ok"
+    assert (
+        exchange(client, "google", stand_in.issue(Account("google", "2", "h@example.test")))[0]
+        == 200
+    )  # another provider's breaker is closed

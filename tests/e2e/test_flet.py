@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tests.support.flet_shop import (
     search,
     sign_in,
 )
+from tests.support.stripe_stand_in import WEBHOOK_PATH, StripeStandIn, running_stripe_stand_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, needs_chromium]
 IMAGE_SKU = "MUG-001"  # the seeded product that gets an image ("Classic mug")
@@ -44,6 +46,19 @@ IMPORT_CSV = (
     "E2E-002,Imported mug,From the browser,7.50,USD,12\n"
     "E2E-003,Broken row,Bad price,abc,USD,1"
 )
+
+
+@pytest.fixture
+def stripe() -> Iterator[StripeStandIn]:
+    """The Stripe stand-in the stack pays through (it posts its events to the stack)."""
+    with running_stripe_stand_in() as fake:
+        yield fake
+
+
+@pytest.fixture
+def stack_env(stripe: StripeStandIn) -> dict[str, str]:
+    """Payments enabled, through the stand-in."""
+    return {name: str(value) for name, value in stripe.settings(STRIPE_TIMEOUT_SECONDS=5).items()}
 
 
 def patch_product(stack: Stack, pid: int, **fields: object) -> None:
@@ -125,7 +140,7 @@ def add_from_details(tab: Tab, quantity: int) -> None:
 
 
 def test_shopping_and_importing_in_the_browser(
-    stack: Stack, shop_url: str, tab: Tab, artifacts: Path
+    stack: Stack, shop_url: str, tab: Tab, artifacts: Path, stripe: StripeStandIn
 ) -> None:
     steps = Steps(tab, artifacts)
     image = attach_image(stack, product_id(stack, IMAGE_SKU))  # for the product page, below
@@ -179,7 +194,8 @@ def test_shopping_and_importing_in_the_browser(
     tab.click("Remove", exact=True)
     tab.wait_for_text("Your cart is empty.")
 
-    # a good order is placed and listed under "My orders", its status following live
+    # a good order is placed and listed under "My orders"; paying it (Stripe's card step is
+    # the stand-in's) confirms it, its payment and status following live
     tab.click_until("Products", "Search products", exact=True)
     search(tab, "TEA-001")
     add_from_details(tab, 2)
@@ -191,13 +207,24 @@ def test_shopping_and_importing_in_the_browser(
     tab.click_until("My orders", "Items: 2 × Green tea", exact=True)
     tab.wait_for_match(rf"Order #{order_id}\b")
     tab.wait_for_text("Status: pending")
+    tab.wait_for_text("Payment: not paid yet")
+    tab.click_until("Pay", "Payment: waiting for the card (11.00 USD)", exact=True)
+    tab.wait_for_text("is ready for the card step (11.00 USD)")
+    steps.shot("payment-started")
+    [intent_id] = stripe.intents
+    stripe.webhook_url = f"{stack.base}{WEBHOOK_PATH}"
+    stripe.complete(intent_id)  # the customer's card went through: Stripe sends its event
+    assert stripe.delivered[-1][1] == 200, stripe.delivered
+    tab.wait_for_text("Payment: paid (11.00 USD)")
+    tab.wait_for_text("Status: confirmed")
+    tab.wait_for_text("Notifications: 2")  # confirmed, and payment received
     moved = httpx.post(
-        f"{stack.base}/api/v1/orders/{order_id}/status", json={"status": "confirmed"},
+        f"{stack.base}/api/v1/orders/{order_id}/status", json={"status": "shipped"},
         headers=stack.admin, timeout=30,
     )  # fmt: skip
     assert moved.status_code == 200, moved.text
-    tab.wait_for_text("Status: confirmed")
-    tab.wait_for_text("Notifications: 1")
+    tab.wait_for_text("Status: shipped")
+    tab.wait_for_text("Notifications: 3")
     steps.shot("my-orders-live-status")
 
     # as admin: import a CSV, watch the progress reach 100 %, read the row errors

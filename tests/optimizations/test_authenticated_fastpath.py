@@ -20,15 +20,14 @@ from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
 
 from backend.api.security import FAST_VERIFIER
-from backend.models import AuthSession, Order, OrderLine, Product, User
+from backend.models import AuthSession, Order, OrderLine, Payment, Product, User
 from backend.optimizations.authenticated import (
     MAX_SEEN_SESSIONS,
     MAX_VERIFIED_TOKENS,
-    OWN_ORDER,
     SeenSessions,
     TokenVerifier,
     active_user,
-    visible_order,
+    caller_and_order,
 )
 from backend.services import sessions
 from tests.support.accounts import PASSWORD, Login, login, make_user
@@ -332,20 +331,72 @@ def test_last_seen_is_noted_once_a_minute_per_process(app: Flask) -> None:
 def test_prepared_queries_bind_each_calls_values(app: Flask) -> None:
     ada, bob = make_user("ada@example.test"), make_user("bob@example.test")
     order = place_order(ada)
-    rows = OWN_ORDER.values(order.id, ada.id)
-    assert len(rows) == 2
-    assert OWN_ORDER.values(order.id, bob.id) == []
-    found = active_user(ada.id)
-    assert found == ada
+    found = caller_and_order(user_id=ada.id, order_id=order.id)
     assert found is not None
-    assert not found.is_dirty()
+    assert found[0] == ada
+    assert found[1] == order
+    assert [line.quantity for line in vars(found[1])["lines"]] == [1, 1]
+    assert caller_and_order(user_id=bob.id, order_id=order.id) == (bob, None)
+    assert caller_and_order(user_id=ada.id, order_id=order.id + 1) == (ada, None)
+    found_user = active_user(ada.id)
+    assert found_user == ada
+    assert found_user is not None
+    assert not found_user.is_dirty()
     User.update(is_active=False).where(User.id == ada.id).execute()
     assert active_user(ada.id) is None
+    assert caller_and_order(user_id=ada.id, order_id=order.id) is None
+
+
+def test_an_admin_reads_anyones_order_in_the_one_query(app: Flask) -> None:
+    ada = make_user("ada@example.test")
+    root = make_user("root@example.test", role="admin")
+    order = place_order(ada)
+    found = caller_and_order(user_id=root.id, order_id=order.id)
+    assert found is not None
+    assert found[1] == order
+    assert not found[1].is_dirty()
 
 
 def test_an_order_without_lines_is_read_with_none(app: Flask) -> None:
     ada = make_user("ada@example.test")
     order = Order.create(user=ada, total="0.00", currency="EUR")
-    found = visible_order(user=ada, order_id=order.id)
-    assert vars(found)["lines"] == []
-    assert found.currency == "EUR"
+    found = caller_and_order(user_id=ada.id, order_id=order.id)
+    assert found is not None
+    assert found[1] is not None
+    assert vars(found[1])["lines"] == []
+    assert found[1].currency == "EUR"
+
+
+def test_an_orders_payment_is_read_in_the_same_query_and_answered_alike(
+    make_app: Callable[..., Flask],
+) -> None:
+    plain, fast = (
+        make_app(OPTIMIZATIONS=False).test_client(),
+        make_app(OPTIMIZATIONS=True).test_client(),
+    )
+    ada = make_user("ada@example.test")
+    make_user("root@example.test", role="admin")
+    order = place_order(ada)
+    Payment.create(
+        order=order, provider_payment_id="pi_1", status="processing", amount="19.00",
+        currency="EUR", client_secret="pi_1_secret_x",
+    )  # fmt: skip
+    for email in ("ada@example.test", "root@example.test"):
+        session = login(plain, email)
+        answers = [
+            c.get(f"{API}/orders/{order.id}", headers=session.headers) for c in (plain, fast)
+        ]
+        assert answers[0].get_data() == answers[1].get_data()
+    payment = json_body(answers[1])["payment"]
+    assert (payment["provider_payment_id"], payment["status"]) == ("pi_1", "processing")
+    assert "client_secret" not in payment
+    found = caller_and_order(user_id=ada.id, order_id=order.id)
+    assert found is not None
+    assert found[1] is not None
+    assert found[1].payment.status == "processing"
+    assert [line.quantity for line in vars(found[1])["lines"]] == [1, 1]
+    unpaid_order = Order.create(user=ada, total="0.00", currency="EUR")
+    unpaid = caller_and_order(user_id=ada.id, order_id=unpaid_order.id)
+    assert unpaid is not None
+    assert unpaid[1] is not None
+    assert unpaid[1].payment is None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flet_backend_client import ApiError, InsufficientStockError
+from flet_backend_client import ApiError, InsufficientStockError, Payment
 
 from shop.uploads import UploadFailed
 
@@ -14,6 +14,37 @@ from shop.uploads import UploadFailed
 def money(amount: Decimal, currency: str) -> str:
     """Format an amount with two places and its currency, e.g. `"12.50 USD"`."""
     return f"{amount.quantize(Decimal('0.01'))} {currency}"
+
+
+PAYMENT_STATES = {
+    "requires_payment": "waiting for the card",
+    "processing": "processing",
+    "succeeded": "paid",
+    "failed": "failed, try again",
+    "cancelled": "cancelled",
+}
+
+
+def payment_label(payment: Payment | None) -> str:
+    """The payment line an order shows, e.g. `"Payment: paid (12.50 USD)"`."""
+    if payment is None:
+        return "Payment: not paid yet"
+    state = PAYMENT_STATES.get(payment.status, payment.status)
+    return f"Payment: {state} ({money(payment.amount, payment.currency)})"
+
+
+def payment_started(payment: Payment) -> str:
+    """What the app says once the provider has the payment (the card step is the provider's).
+
+    The app holds the `client_secret` the provider's card form needs; it does
+    not take card details itself, so it says where the payment stands.
+    """
+    if not payment.client_secret:
+        return f"Payment {payment.provider_payment_id} is {payment.status}."
+    return (
+        f"Payment {payment.provider_payment_id} is ready for the card step "
+        f"({money(payment.amount, payment.currency)}); this order updates when it is paid."
+    )
 
 
 def stock_label(stock: int) -> str:

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from flet_backend_client import Event, Notification, Order, Product
+from flet_backend_client import Event, Notification, Order, Payment, Product
 
 PRODUCT = {
     "id": 7, "sku": "TEA-001", "name": "Green tea", "description": "Grassy.", "price": "5.50",
@@ -74,3 +74,22 @@ def test_a_removal_notice_names_the_id_and_carries_no_resource() -> None:
     assert event("product.deleted", PRODUCT).removed_id is None  # the admin's full copy
     assert event("product.updated", {"id": 7}).removed_id is None
     assert event("product.deleted", {"id": "7"}).removed_id is None
+
+
+PAYMENT = {
+    "id": 4, "order_id": 3, "provider": "stripe", "provider_payment_id": "pi_1",
+    "status": "succeeded", "amount": "11.00", "currency": "USD",
+    "created_at": "2026-12-01T10:00:00+00:00", "updated_at": "2026-12-01T10:05:00+00:00",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("type_", ["payment.succeeded", "payment.failed"])
+def test_a_payment_event_is_parsed_as_an_orders_payment(type_: str) -> None:
+    parsed = event(type_, PAYMENT).resource
+    assert isinstance(parsed, Payment)
+    assert parsed == Order.from_json({**ORDER, "payment": PAYMENT}).payment
+    assert (parsed.amount, parsed.client_secret, parsed.is_paid, parsed.is_open) == (
+        Decimal("11.00"), "", True, False,
+    )  # fmt: skip
+    assert Order.from_json(ORDER).payment is None
+    assert Payment.from_json({**PAYMENT, "status": "processing"}).is_open

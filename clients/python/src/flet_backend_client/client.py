@@ -12,7 +12,7 @@ import httpx
 
 from flet_backend_client.errors import ApiError, AuthError
 from flet_backend_client.jobs_files import JobsAndFiles
-from flet_backend_client.models import Notification, Order, Page, Product, User
+from flet_backend_client.models import Notification, Order, Page, Payment, Product, User
 from flet_backend_client.session import Session
 from flet_backend_client.signin import ProviderSignIn
 from flet_backend_client.tokens import Tokens, TokenStore
@@ -21,6 +21,7 @@ T = TypeVar("T")
 Price = Decimal | str | int | float
 READ_RETRIES = 2
 ORDER_RETRIES = 3
+PAY_RETRIES = 1  # a lost answer is retried; a provider that is down is the app's to show
 
 
 def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,6 +287,25 @@ class AsyncClient(JobsAndFiles, ProviderSignIn):
     async def cancel_order(self, order_id: int) -> Order:
         """Cancel a pending or confirmed order; its stock is returned."""
         return Order.from_json(await self._session.json("POST", f"/orders/{order_id}/cancel"))
+
+    async def pay(self, order_id: int) -> Payment:
+        """Start paying a pending order: its payment with the provider (Stripe).
+
+        Returns the order's payment, created now or the one it already has
+        (so calling again, or this call's own retry after a dropped
+        connection, never charges twice). Complete it with the provider's
+        client SDK and `client_secret`; the order becomes `confirmed` when
+        the provider reports success (`payment.succeeded` and
+        `order.status_changed` events follow).
+
+        Raises:
+            ConflictError: `order_not_payable`, the order is not pending.
+            NotFoundError: Not one of the caller's orders.
+            ServiceUnavailableError: `provider_unavailable` (its `retry_after` says
+                when to try again: at once while the provider's breaker is open).
+        """
+        body = await self._session.json("POST", f"/orders/{order_id}/pay", retries=PAY_RETRIES)
+        return Payment.from_json(body["payment"])
 
     async def set_order_status(self, order_id: int, status: str) -> Order:
         """Move an order along pending → confirmed → shipped → delivered (admin)."""

@@ -115,9 +115,60 @@ class OrderLine:
         )
 
 
+PAYMENT_OPEN = frozenset({"requires_payment", "processing"})
+
+
+@dataclass(frozen=True)
+class Payment:
+    """An order's payment with the provider (Stripe); `amount` is a `Decimal` in `currency`.
+
+    `status`: `requires_payment`, `processing`, `succeeded`, `failed` (the
+    customer may try again with the same payment) or `cancelled`.
+    `client_secret` completes the payment in the provider's client SDK; only
+    `pay` returns it (orders and events leave it out: `""`).
+    """
+
+    id: int
+    order_id: int
+    provider: str
+    provider_payment_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    client_secret: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_paid(self) -> bool:
+        """Whether the provider took the money."""
+        return self.status == "succeeded"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the payment is still waiting for the customer or the provider."""
+        return self.status in PAYMENT_OPEN
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Payment:
+        """Build from the API's JSON (or a `payment.*` event's data)."""
+        return cls(
+            id=int(data["id"]),
+            order_id=int(data.get("order_id") or 0),
+            provider=str(data.get("provider") or ""),
+            provider_payment_id=str(data.get("provider_payment_id") or ""),
+            status=str(data.get("status", "")),
+            amount=_money(data.get("amount")),
+            currency=str(data.get("currency", "USD")),
+            client_secret=str(data.get("client_secret") or ""),
+            created_at=_dt(data.get("created_at")),
+            updated_at=_dt(data.get("updated_at")),
+        )
+
+
 @dataclass(frozen=True)
 class Order:
-    """An order and its lines."""
+    """An order and its lines; `payment` is None until it is paid (see `AsyncClient.pay`)."""
 
     id: int
     user_id: int
@@ -128,10 +179,12 @@ class Order:
     note: str
     created_at: datetime | None
     updated_at: datetime | None
+    payment: Payment | None = None
 
     @classmethod
     def from_json(cls, data: JSON) -> Order:
         """Build from the API's JSON."""
+        payment = data.get("payment")
         return cls(
             id=int(data["id"]),
             user_id=int(data.get("user_id") or 0),
@@ -142,6 +195,7 @@ class Order:
             note=str(data.get("note") or ""),
             created_at=_dt(data.get("created_at")),
             updated_at=_dt(data.get("updated_at")),
+            payment=Payment.from_json(payment) if isinstance(payment, Mapping) else None,
         )
 
 
@@ -312,13 +366,14 @@ def _absolute(base_url: str, url: Any) -> str:
     return text if "://" in text else base_url.rstrip("/") + "/" + text.lstrip("/")
 
 
-Resource = Product | Order | Notification
+Resource = Product | Order | Notification | Payment
 # The server dumps each of these events' data through the resource's own schema, so it is
 # parsed by the same model as a GET of that resource.
 RESOURCE_EVENTS: Mapping[str, Callable[[JSON], Resource]] = {
     "product": Product.from_json,  # product.created | updated | deleted, on `products`
     "order": Order.from_json,  # order.created | status_changed, on `user:{id}` and `admin`
     "notification": Notification.from_json,  # notification.created, on `user:{id}`
+    "payment": Payment.from_json,  # payment.succeeded | failed, on `user:{id}` and `admin`
 }
 
 
@@ -332,10 +387,11 @@ class Event:
 
     @cached_property
     def resource(self) -> Resource | None:
-        """The resource a `product.*`, `order.*` or `notification.*` event carries, else None.
+        """The resource a `product.*`, `order.*`, `notification.*` or `payment.*` event carries.
 
         It is built by the model a GET of that resource builds (`Product`,
-        `Order`, `Notification`), from the same fields. A `product.deleted`
+        `Order`, `Notification`; `Payment` as an order's `payment`), from the
+        same fields; None for other events. A `product.deleted`
         event on `admin` carries the product's last state; on the public
         `products` topic it carries the id alone (see `removed_id`): then None.
         """

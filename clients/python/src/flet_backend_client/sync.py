@@ -17,6 +17,7 @@ from flet_backend_client.models import (
     Notification,
     Order,
     Page,
+    Payment,
     Product,
     UploadUrl,
     User,
@@ -224,6 +225,10 @@ class Client:
     def cancel_order(self, order_id: int) -> Order:
         """Cancel an order."""
         return self._run(lambda: self.aio.cancel_order(order_id))
+
+    def pay(self, order_id: int) -> Payment:
+        """Start paying a pending order (see `AsyncClient.pay`)."""
+        return self._run(lambda: self.aio.pay(order_id))
 
     def set_order_status(self, order_id: int, status: str) -> Order:
         """Move an order to its next status (admin)."""

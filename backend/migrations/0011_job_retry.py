@@ -1,4 +1,4 @@
-"""Job retries: what a job ran (function and arguments) and which job retried which."""
+"""Job retries: what a job ran (function and arguments) and which job retried which (0011)."""
 
 from __future__ import annotations
 
