@@ -127,8 +127,9 @@ UNAVAILABLE_ERRORS = (
     MaxConnectionsExceeded,  # the database pool ran dry: busy, not broken
     peewee.OperationalError,
     peewee.InterfaceError,
-    redis.ConnectionError,
+    redis.ConnectionError,  # with sentinels: also no master elected yet, or it was demoted
     redis.TimeoutError,
+    redis.ReadOnlyError,  # a Redis URL that now names a replica (failed over behind DNS)
 )
 RETRY_AFTER_SECONDS = "5"
 

@@ -26,7 +26,7 @@ from backend.api.blueprint import Blueprint
 from backend.api.errors import error_response
 from backend.api.security import auth_required, caller, session_id
 from backend.errors import DomainError
-from backend.redis_store import redis_url
+from backend.redis_store import RedisTarget, redis_target
 from backend.services import dashboard_access
 
 MOUNT = "/admin/rq"
@@ -113,9 +113,26 @@ def _connect_once() -> None:
     """Point rq-dashboard at our Redis on first use (it may be the embedded one, started lazily)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.extensions.get(_READY):
-        app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url(app)
+        app.config.update(dashboard_settings(redis_target(app)))
         setup_rq_connection(app)
         app.extensions[_READY] = True
+
+
+def dashboard_settings(target: RedisTarget) -> dict[str, Any]:
+    """rq-dashboard's connection settings for `target`.
+
+    rq-dashboard opens its own clients from a URL (through `redis_sentinel_url`,
+    which reads `redis+sentinel://host:port,host:port/master/db`), so it is given
+    one that names the same Redis, and the passwords beside it.
+    """
+    if not target.uses_sentinels:
+        return {"RQ_DASHBOARD_REDIS_URL": target.url}
+    hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+    return {
+        "RQ_DASHBOARD_REDIS_URL": f"redis+sentinel://{hosts}/{target.master}/{target.db}",
+        "RQ_DASHBOARD_REDIS_SENTINEL_PASSWORD": target.sentinel_password,
+        "RQ_DASHBOARD_REDIS_PASSWORD": target.password,
+    }
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,148 @@
+"""Redis through Sentinel: the master's clients, and how they behave during a failover.
+
+`master_client` builds a client for the master the sentinels name, with a
+bounded, blocking pool (as the URL clients have). redis-py's Sentinel pool
+asks the sentinels for the master's address each time it opens a connection,
+and drops idle connections when that address changes; a connection that breaks
+(the master died) is reopened, so a client finds the new master by itself once
+one is elected. Until then each command fails with a `redis.ConnectionError`
+(`MasterNotFoundError` while the sentinels agree on none), which the API
+answers with 503.
+
+Two retry policies, chosen by the process:
+
+- `RETRY_DEMOTED` (web processes): retry once, at once, only when the server
+  answered READONLY, i.e. it was demoted to a replica under us. A replica
+  refuses every write, so nothing ran and repeating the command on the new
+  master is safe. A command whose connection broke is not repeated: it may have
+  run before the master died.
+- `RetryUntil(seconds)` (workers and cron): retry connection errors and timeouts
+  with capped backoff until `seconds` have passed, so the process rides out a
+  failover instead of exiting (RQ's worker quits on an unexpected Redis error).
+  Jobs are at-least-once already.
+
+Sentinel itself closes the connections of a master it demotes (`CLIENT KILL`),
+so a Pub/Sub listener notices and reconnects to the new master.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+
+T = TypeVar("T")
+Address = tuple[str, int]
+
+
+class MasterDemoted(redis.ConnectionError):
+    """The server answered READONLY: it is a replica now and refused the command."""
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the sentinels' master that tells a demoted master from a broken link."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        """Read a reply; READONLY raises `MasterDemoted` (the connection is already closed)."""
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ConnectionError as exc:
+            # redis-py turns READONLY into a ConnectionError and disconnects.
+            if isinstance(exc.__context__, redis.ReadOnlyError):
+                raise MasterDemoted(str(exc)) from exc
+            raise
+
+
+class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """A Sentinel pool with at most `max_connections`, waiting `timeout` for a free one."""
+
+
+class RetryUntil(Retry):
+    """Retry connection errors and timeouts with capped backoff until `seconds` have passed.
+
+    redis-py nests retries (a command's retry reconnects under the connection's
+    own), so the budget is time, not attempts: a nested loop ends at its own
+    deadline and the outer one then gives up too.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        """Retry for about `seconds` (backoff from 0.05 s, doubling up to 1 s)."""
+        errors = (redis.ConnectionError, redis.TimeoutError, TimeoutError)
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1, errors)
+        self.seconds = seconds
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        """Call `do`, calling `fail(error)` and retrying until the deadline."""
+        deadline = time.monotonic() + self.seconds
+
+        def retryable(error: Exception) -> bool:
+            if is_retryable is not None and not is_retryable(error):
+                return False
+            return time.monotonic() < deadline
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RetryUntil) and other.seconds == self.seconds
+
+    __hash__ = Retry.__hash__
+
+
+RETRY_DEMOTED = Retry(NoBackoff(), 1, (MasterDemoted,))
+
+
+def sentinel_options(*, password: str | None, timeout: float | None) -> dict[str, Any]:
+    """Connection options for talking to the sentinels themselves."""
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if password:
+        options["password"] = password
+    return options
+
+
+def sentinel_manager(
+    sentinels: Sequence[Address], *, password: str | None, timeout: float | None
+) -> Sentinel:
+    """Return a `Sentinel` that asks `sentinels` (with `password`, if they need one)."""
+    return Sentinel(
+        list(sentinels), sentinel_kwargs=sentinel_options(password=password, timeout=timeout)
+    )
+
+
+def master_client(
+    manager: Sentinel,
+    master: str,
+    *,
+    max_connections: int,
+    timeout: float | None,
+    **connection_kwargs: Any,
+) -> redis.Redis:
+    """Return a client for `master` whose pool holds at most `max_connections`."""
+    pool = BlockingSentinelPool(
+        master,
+        manager,
+        max_connections=max_connections,
+        timeout=timeout,
+        connection_class=MasterConnection,
+        **connection_kwargs,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def sentinel_addresses(pool: SentinelConnectionPool) -> tuple[Address, ...]:
+    """The sentinels a Sentinel pool asks, sorted (the manager reorders them as it goes)."""
+    found = []
+    for client in pool.sentinel_manager.sentinels:
+        settings = client.connection_pool.connection_kwargs
+        found.append((str(settings["host"]), int(settings["port"])))
+    return tuple(sorted(found))
