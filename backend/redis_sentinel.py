@@ -29,12 +29,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+)
 
 T = TypeVar("T")
 Address = tuple[str, int]
@@ -45,7 +50,20 @@ class MasterDemoted(redis.ConnectionError):
 
 
 class MasterConnection(SentinelManagedConnection):
-    """A connection to the sentinels' master that tells a demoted master from a broken link."""
+    """A connection to the sentinels' master that tells a demoted master from a broken link.
+
+    It also asks the sentinels again whenever it reconnects. redis-py (8.1)
+    reopens a connection that broke inside a command's retry straight to its
+    old address (`send_packed_command` calls `connect_check_health`, not the
+    Sentinel-aware `connect`), so a retry after a failover would knock on the
+    dead or demoted master until it gave up.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """Send a command, (re)connecting to wherever the sentinels say the master is."""
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         """Read a reply; READONLY raises `MasterDemoted` (the connection is already closed)."""
@@ -102,9 +120,39 @@ class RetryUntil(Retry):
 RETRY_DEMOTED = Retry(NoBackoff(), 1, (MasterDemoted,))
 
 
+class Sentinels(Sentinel):
+    """redis-py's `Sentinel`, with a short message when no sentinel names a master."""
+
+    def discover_master(self, service_name: str) -> Address:
+        """Return the master's address; raises `MasterNotFoundError` (a ConnectionError)."""
+        try:
+            return cast(Address, super().discover_master(service_name))
+        except MasterNotFoundError as exc:
+            # redis-py's own message holds the repr of every sentinel client (kilobytes).
+            asked = ", ".join(f"{host}:{port}" for host, port in self.addresses())
+            message = f"No master found for {service_name!r} (asked {asked})"
+            raise MasterNotFoundError(message) from exc
+
+    def addresses(self) -> list[Address]:
+        """The sentinels asked, in the order they are tried."""
+        found = []
+        for client in self.sentinels:
+            settings = client.connection_pool.connection_kwargs
+            found.append((str(settings["host"]), int(settings["port"])))
+        return found
+
+
 def sentinel_options(*, password: str | None, timeout: float | None) -> dict[str, Any]:
-    """Connection options for talking to the sentinels themselves."""
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    """Connection options for talking to the sentinels themselves.
+
+    No retries: a sentinel that does not answer is skipped for the next one
+    (redis-py's default would retry each one ten times, for seconds).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
     if password:
         options["password"] = password
     return options
@@ -112,15 +160,15 @@ def sentinel_options(*, password: str | None, timeout: float | None) -> dict[str
 
 def sentinel_manager(
     sentinels: Sequence[Address], *, password: str | None, timeout: float | None
-) -> Sentinel:
+) -> Sentinels:
     """Return a `Sentinel` that asks `sentinels` (with `password`, if they need one)."""
-    return Sentinel(
+    return Sentinels(
         list(sentinels), sentinel_kwargs=sentinel_options(password=password, timeout=timeout)
     )
 
 
 def master_client(
-    manager: Sentinel,
+    manager: Sentinels,
     master: str,
     *,
     max_connections: int,
@@ -141,8 +189,4 @@ def master_client(
 
 def sentinel_addresses(pool: SentinelConnectionPool) -> tuple[Address, ...]:
     """The sentinels a Sentinel pool asks, sorted (the manager reorders them as it goes)."""
-    found = []
-    for client in pool.sentinel_manager.sentinels:
-        settings = client.connection_pool.connection_kwargs
-        found.append((str(settings["host"]), int(settings["port"])))
-    return tuple(sorted(found))
+    return tuple(sorted(Sentinels.addresses(pool.sentinel_manager)))

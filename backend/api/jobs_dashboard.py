@@ -123,16 +123,21 @@ def dashboard_settings(target: RedisTarget) -> dict[str, Any]:
 
     rq-dashboard opens its own clients from a URL (through `redis_sentinel_url`,
     which reads `redis+sentinel://host:port,host:port/master/db`), so it is given
-    one that names the same Redis, and the passwords beside it.
+    one that names the same Redis, and the passwords beside it. Every key is
+    set, so that rq-dashboard does not copy our `REDIS_*` settings over them.
     """
-    if not target.uses_sentinels:
-        return {"RQ_DASHBOARD_REDIS_URL": target.url}
-    hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
-    return {
-        "RQ_DASHBOARD_REDIS_URL": f"redis+sentinel://{hosts}/{target.master}/{target.db}",
+    settings: dict[str, Any] = {
+        "RQ_DASHBOARD_REDIS_URL": target.url,
+        "RQ_DASHBOARD_REDIS_SENTINELS": None,
         "RQ_DASHBOARD_REDIS_SENTINEL_PASSWORD": target.sentinel_password,
         "RQ_DASHBOARD_REDIS_PASSWORD": target.password,
+        "RQ_DASHBOARD_REDIS_DB": target.db,
     }
+    if target.uses_sentinels:
+        hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+        url = f"redis+sentinel://{hosts}/{target.master}/{target.db}"
+        settings["RQ_DASHBOARD_REDIS_URL"] = url
+    return settings
 
 
 def init_app(app: Flask) -> None:
