@@ -43,6 +43,7 @@ from redis.sentinel import (
 
 T = TypeVar("T")
 Address = tuple[str, int]
+MASTER_CHECK_SECONDS = 1.0  # how stale a pool's idea of the master's address may get
 
 
 class MasterDemoted(redis.ConnectionError):
@@ -77,7 +78,36 @@ class MasterConnection(SentinelManagedConnection):
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
-    """A Sentinel pool with at most `max_connections`, waiting `timeout` for a free one."""
+    """A Sentinel pool with at most `max_connections`, waiting `timeout` for a free one.
+
+    It asks the sentinels where the master is at most every
+    `MASTER_CHECK_SECONDS` as connections are taken, and drops its idle
+    connections to a master that was replaced while still alive (a manual
+    `SENTINEL FAILOVER`: the sentinels demote the old master only some seconds
+    later, and writes it accepts meanwhile are lost); busy ones are dropped as
+    they come back. A dead master needs no check: its connections fail.
+    """
+
+    _checked_at = float("-inf")
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """Take a connection to the current master (waiting for a free one)."""
+        self.follow_master()
+        return super().get_connection(*args, **kwargs)
+
+    def follow_master(self) -> Address | None:
+        """The master's address, asked of the sentinels if the last answer is stale.
+
+        None when no sentinel names one (connecting will then fail and say so).
+        """
+        now = time.monotonic()
+        if now - self._checked_at < MASTER_CHECK_SECONDS:
+            return cast(Address | None, self.master_address)
+        self._checked_at = now
+        try:
+            return cast(Address, self.get_master_address())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return None
 
 
 class RetryUntil(Retry):

@@ -11,7 +11,8 @@ once; so do the streams of a user whose role changed (`REAUTHORIZE_USERS`), so
 that the reconnect is authorised under the new role. If Redis drops the
 connection, every stream is ended so clients reconnect and replay, and the hub
 connects again (through the sentinels, when they are set: to the new master
-after a failover) with a short backoff, at once when a stream asks for it.
+after a failover) with a short backoff, at once when a stream asks for it. A
+master the sentinels replaced while it still runs is left within a second or so.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
 from backend.metrics import SSE_DROPPED as DROPPED
+from backend.redis_sentinel import BlockingSentinelPool
 from backend.redis_store import RedisTarget, client_for
 
 log = structlog.get_logger(__name__)
@@ -182,8 +184,18 @@ class Hub:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._handle(message)
+                self._check_master(pubsub)
         finally:
             pubsub.close()
+
+    def _check_master(self, pubsub: Any) -> None:
+        """Leave a master the sentinels replaced while it lived (events now go to the new one)."""
+        pool = self._client.connection_pool
+        if not isinstance(pool, BlockingSentinelPool) or pubsub.connection is None:
+            return
+        master = pool.follow_master()
+        if master is not None and master != (pubsub.connection.host, pubsub.connection.port):
+            raise redis.ConnectionError(f"the master moved to {master[0]}:{master[1]}")
 
     def _apply_pending(self, pubsub: Any) -> None:
         while True:

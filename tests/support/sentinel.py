@@ -134,8 +134,8 @@ class SentinelCluster:
         _wait_for_ping(server)
         return server
 
-    def master_address(self) -> Address | None:
-        """The master a majority of the sentinels name, if they agree on one."""
+    def master_address(self, *, everyone: bool = False) -> Address | None:
+        """The master a majority (or every live one) of the sentinels name, if they agree."""
         votes: dict[Address, int] = {}
         for sentinel in self.sentinels:
             if not sentinel.alive():
@@ -145,7 +145,8 @@ class SentinelCluster:
                 host, port = cast(tuple[str | bytes, int], found)
                 address = (host.decode() if isinstance(host, bytes) else host, int(port))
                 votes[address] = votes.get(address, 0) + 1
-        agreed = [address for address, count in votes.items() if count >= QUORUM]
+        needed = sum(s.alive() for s in self.sentinels) if everyone else QUORUM
+        agreed = [address for address, count in votes.items() if count >= needed]
         return agreed[0] if agreed else None
 
     def node_at(self, address: Address) -> Server:
@@ -185,11 +186,13 @@ class SentinelCluster:
         node.process.wait(timeout=10)
         return address
 
-    def wait_for_failover(self, old: Address, timeout: float = 30.0) -> Address:
-        """Wait until a majority of sentinels name a new master that answers as one."""
+    def wait_for_failover(
+        self, old: Address, timeout: float = 30.0, *, everyone: bool = False
+    ) -> Address:
+        """Wait until a majority (or every live one) of the sentinels name a new, live master."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            address = self.master_address()
+            address = self.master_address(everyone=everyone)
             if address is not None and address != old and _is_master(self.node_at(address)):
                 return address
             time.sleep(0.05)
