@@ -189,3 +189,14 @@ def test_a_web_client_does_not_retry_a_refused_connection() -> None:
     assert RETRY_DEMOTED._supported_errors == (MasterDemoted,)
     assert RetryUntil(1.0) != RETRY_DEMOTED
     assert hash(RetryUntil(1.0)) == hash(RetryUntil(1.0))
+
+
+def test_retry_until_also_honours_the_caller_s_own_verdict() -> None:
+    calls: list[Exception] = []
+
+    def refuse() -> None:
+        raise redis.ConnectionError("refused")
+
+    with pytest.raises(redis.ConnectionError):
+        RetryUntil(5.0).call_with_retry(refuse, calls.append, is_retryable=lambda error: False)
+    assert calls == []  # not retried, and so not failed over either
