@@ -127,7 +127,7 @@ def _redis(env: Mapping[str, str]) -> dict[str, Any]:
         "REDIS_SENTINEL_PASSWORD": env.get("REDIS_SENTINEL_PASSWORD") or None,
         "REDIS_PASSWORD": env.get("REDIS_PASSWORD") or None,
         "REDIS_DB": _int(env, "REDIS_DB", 0),
-        "REDIS_FAILOVER_WAIT_SECONDS": _float(env, "REDIS_FAILOVER_WAIT_SECONDS", 30.0),
+        "REDIS_FAILOVER_WAIT_SECONDS": _float(env, "REDIS_FAILOVER_WAIT_SECONDS", 60.0),
     }
 
 

@@ -118,7 +118,7 @@ def test_sentinels_are_read_and_need_no_redis_url_in_production(
     assert (config["REDIS_SENTINEL_MASTER"], config["REDIS_DB"]) == ("shop", 4)
     assert config["REDIS_SENTINEL_PASSWORD"] == "sentinel-secret"
     assert config["REDIS_PASSWORD"] == "redis-secret"
-    assert config["REDIS_FAILOVER_WAIT_SECONDS"] == 30.0
+    assert config["REDIS_FAILOVER_WAIT_SECONDS"] == 60.0
 
 
 def test_without_sentinels_the_lists_are_empty() -> None:
