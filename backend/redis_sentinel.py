@@ -1,13 +1,13 @@
 """Redis through Sentinel: the master's clients, and how they behave during a failover.
 
 `master_client` builds a client for the master the sentinels name, with a
-bounded, blocking pool (as the URL clients have). redis-py's Sentinel pool
-asks the sentinels for the master's address each time it opens a connection,
-and drops idle connections when that address changes; a connection that breaks
-(the master died) is reopened, so a client finds the new master by itself once
-one is elected. Until then each command fails with a `redis.ConnectionError`
-(`MasterNotFoundError` while the sentinels agree on none), which the API
-answers with 503.
+bounded, blocking pool (as the URL clients have). The pool asks the sentinels
+for the master's address each time it opens a connection, and at most once a
+second as connections are taken, and drops idle connections when that address
+changes; a connection that breaks (the master died) is reopened, so a client
+finds the new master by itself once one is elected. Until then each command
+fails with a `redis.ConnectionError` (`MasterNotFoundError` while the
+sentinels agree on none), which the API answers with 503.
 
 Two retry policies, chosen by the process:
 
@@ -22,7 +22,8 @@ Two retry policies, chosen by the process:
   Jobs are at-least-once already.
 
 Sentinel itself closes the connections of a master it demotes (`CLIENT KILL`),
-so a Pub/Sub listener notices and reconnects to the new master.
+some seconds after a failover that left it running; the SSE hub does not wait
+for that (`backend.sse`).
 """
 
 from __future__ import annotations
