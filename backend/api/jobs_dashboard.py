@@ -91,8 +91,6 @@ def _icon(filename: str) -> ResponseReturnValue:
 
 def _guard() -> Response | None:
     """Let a dashboard request through only for an admin with a valid cookie."""
-    if request.blueprint != "rq_dashboard":
-        return None
     max_age = int(current_app.config["DASHBOARD_COOKIE_SECONDS"])
     try:
         claims = _serializer().loads(request.cookies.get(COOKIE, ""), max_age=max_age)
@@ -148,5 +146,6 @@ def init_app(app: Flask) -> None:
     # API without static files lacks: serve that one name from rq-dashboard's folder.
     if "static" not in app.view_functions:
         app.add_url_rule(f"{MOUNT}/app-static/<path:filename>", "static", _icon)
-    app.before_request(_guard)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=MOUNT)
+    # Scoped to the dashboard's blueprint and ahead of its own hook (which connects to Redis).
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, _guard)
