@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from backend import devserver, events
 from backend.db import db, migrate
 from backend.errors import DomainError
-from backend.redis_store import redis_url
+from backend.redis_store import redis_target
 from backend.services import products, users
 
 
@@ -22,19 +22,20 @@ from backend.services import products, users
 @click.option("--port", default=8000, show_default=True, envvar="PORT", help="Port to bind.")
 @with_appcontext
 def dev_command(host: str, port: int) -> None:
-    """Run web, worker and cron together, with an embedded Redis if REDIS_URL is unset."""
+    """Run web, worker and cron together, with an embedded Redis if no Redis is configured."""
     with db.connection_context():
         applied = migrate(db.obj)
     click.echo(f"migrations applied: {', '.join(applied) or 'none pending'}")
-    url = redis_url(current_app)
+    target = redis_target(current_app)
     base = f"http://{host}:{port}"
     commands = devserver.dev_commands(host, port)
 
     def announce() -> None:
         click.echo(f"API docs: {base}/api/v1/docs   (OpenAPI: {base}/api/v1/openapi.json)")
-        click.echo(f"Redis: {url}   Press Ctrl-C to stop.")
+        click.echo(f"Redis: {target.describe()}   Press Ctrl-C to stop.")
 
-    sys.exit(devserver.supervise(commands, devserver.child_environment(url), announce))
+    env = devserver.child_environment(None if target.uses_sentinels else target.url)
+    sys.exit(devserver.supervise(commands, env, announce))
 
 
 @click.command("create-admin")

@@ -2,7 +2,8 @@
 
 Every setting can come from an environment variable of the same name (or a
 `.env` file in the working directory). In production (`ENV=production`) the
-app refuses to start with a missing or default secret, or without `REDIS_URL`.
+app refuses to start with a missing or default secret, or without Redis
+(`REDIS_URL`, or `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,35 @@ def _payments(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _sentinels(raw: str) -> list[tuple[str, int]]:
+    """Parse `host:port,host:port` (IPv6 hosts in brackets: `[::1]:26379`)."""
+    addresses = []
+    for item in _list(raw):
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS must be host:port,host:port,..., got {item!r}")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def _redis(env: Mapping[str, str]) -> dict[str, Any]:
+    """Where Redis is: `REDIS_URL`, or sentinels (which take precedence when set)."""
+    sentinels = _sentinels(env.get("REDIS_SENTINELS", ""))
+    master = env.get("REDIS_SENTINEL_MASTER") or None
+    if sentinels and not master:
+        raise ConfigError("REDIS_SENTINEL_MASTER must name the master when REDIS_SENTINELS is set")
+    return {
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "REDIS_SENTINELS": sentinels,
+        "REDIS_SENTINEL_MASTER": master,
+        "REDIS_SENTINEL_PASSWORD": env.get("REDIS_SENTINEL_PASSWORD") or None,
+        "REDIS_PASSWORD": env.get("REDIS_PASSWORD") or None,
+        "REDIS_DB": _int(env, "REDIS_DB", 0),
+        "REDIS_FAILOVER_WAIT_SECONDS": _float(env, "REDIS_FAILOVER_WAIT_SECONDS", 60.0),
+    }
+
+
 def _outside(env: Mapping[str, str]) -> dict[str, Any]:
     """Calls to outside services: the connect timeout and the shared circuit breaker."""
     return {
@@ -162,7 +192,6 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'app.db'}",
         "DATABASE_POOL_SIZE": _int(env, "DATABASE_POOL_SIZE", 20),
         "DATABASE_POOL_TRUST_SECONDS": _float(env, "DATABASE_POOL_TRUST_SECONDS", 1.0),
-        "REDIS_URL": env.get("REDIS_URL") or None,
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         "READYZ_TIMEOUT": float(env.get("READYZ_TIMEOUT", "2.0")),
@@ -215,6 +244,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "CORS_ORIGINS": _list(env.get("CORS_ORIGINS", "")),
         "OPTIMIZATIONS": _flag(env, "OPTIMIZATIONS", default=env.get("ENV") == "production"),
+        **_redis(env),
         **_oauth(env),
         **_payments(env),
         **_outside(env),
@@ -263,8 +293,10 @@ def validate(config: Mapping[str, Any]) -> None:
     if config["ENV"] != "production":
         return
     problems = _secret_problems(config)
-    if not config.get("REDIS_URL"):
-        problems.append("REDIS_URL is not set (the embedded Redis is for development only)")
+    if not config.get("REDIS_URL") and not config.get("REDIS_SENTINELS"):
+        problems.append(
+            "REDIS_URL is not set, nor REDIS_SENTINELS (the embedded Redis is for development only)"
+        )
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
 

@@ -1,6 +1,6 @@
 """`flask --app wsgi dev`: the whole system in one process tree, for development.
 
-Applies migrations, starts the embedded Redis when `REDIS_URL` is unset, then
+Applies migrations, starts the embedded Redis when no Redis is configured, then
 runs gunicorn (one gevent worker), an RQ worker with the scheduler and the
 RQ cron process, all sharing that Redis. Ctrl-C (or SIGTERM) stops them all
 and the embedded Redis with them.
@@ -23,6 +23,7 @@ from backend.embedded_redis import _die_with_parent
 from backend.queues import QUEUE_NAMES
 
 STOP_TIMEOUT = 20.0
+RQ_SETTINGS = "jobs.rq_settings"  # RQ's settings module: the Redis connection, as the Procfile's
 
 
 def dev_commands(host: str, port: int) -> dict[str, list[str]]:
@@ -31,9 +32,9 @@ def dev_commands(host: str, port: int) -> dict[str, list[str]]:
     return {
         "web": [python, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf",
                 "--bind", f"{host}:{port}", "--workers", "1", "wsgi:app"],
-        "worker": [python, "-m", "rq.cli", "worker", "--with-scheduler",
+        "worker": [python, "-m", "rq.cli", "worker", "--with-scheduler", "-c", RQ_SETTINGS,
                    "-w", "jobs.worker.Worker", *QUEUE_NAMES],
-        "cron": [python, "-m", "rq.cli", "cron", "jobs/schedule.py"],
+        "cron": [python, "-m", "rq.cli", "cron", "-c", RQ_SETTINGS, "jobs/schedule.py"],
     }  # fmt: skip
 
 
@@ -94,10 +95,11 @@ def supervise(
     return code
 
 
-def child_environment(redis_url: str) -> dict[str, str]:
-    """Return the environment the dev processes share."""
+def child_environment(redis_url: str | None) -> dict[str, str]:
+    """Return the environment the dev processes share (`redis_url`: the embedded one, if any)."""
     env = dict(os.environ)
-    env["REDIS_URL"] = redis_url
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     env.setdefault("ENV", "development")
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -20,10 +20,12 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from backend.redis_store import redis_url
+from backend.redis_sentinel import sentinel_options
+from backend.redis_store import RedisTarget, redis_target
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_RETRY_AFTER = 60
+STORAGE_TIMEOUT = 5.0  # seconds, for the sentinels and the master, as the app's own client
 
 limiter = Limiter(
     key_func=get_remote_address,
@@ -49,6 +51,30 @@ def storage_uri(url: str) -> str:
     return "redis+" + url if url.startswith("unix://") else url
 
 
+def storage_for(target: RedisTarget) -> tuple[str, dict[str, object]]:
+    """The `limits` storage URI and options for `target`.
+
+    Sentinels: `redis+sentinel://host:port,host:port/master`, with the
+    database, passwords and timeouts as options, and every read from the
+    master (as with one Redis; a replica may lag).
+    """
+    if not target.uses_sentinels:
+        return storage_uri(str(target.url)), {}
+    hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+    options: dict[str, object] = {
+        "db": target.db,
+        "socket_timeout": STORAGE_TIMEOUT,
+        "socket_connect_timeout": STORAGE_TIMEOUT,
+        "use_replicas": False,
+        "sentinel_kwargs": sentinel_options(
+            password=target.sentinel_password, timeout=STORAGE_TIMEOUT
+        ),
+    }
+    if target.password:
+        options["password"] = target.password
+    return f"redis+sentinel://{hosts}/{target.master}", options
+
+
 def seconds_until_reset() -> int:
     """Return how long (at least 1 s) until the limit this request breached lets it through."""
     current = limiter.current_limit
@@ -58,12 +84,16 @@ def seconds_until_reset() -> int:
 
 def init_app(app: Flask) -> None:
     """Store the limits in the app's Redis (`ratelimit` prefix), in memory while it is down."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(redis_url(app)))
+    uri, options = storage_for(redis_target(app))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", uri)
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", options)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "ratelimit")
     app.config.setdefault("RATELIMIT_ENABLED", True)
     # With Redis unreachable, count in this process until it is back (checked
     # again every few seconds by the limiter) rather than stop limiting.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    # Flask-Limiter adds each app's storage options to the ones it holds: start afresh.
+    limiter._storage_options = {}
     limiter.init_app(app)
     # `limiter` is one object for every app a process builds (tests build many), and
     # Flask-Limiter keeps its "storage is down" verdict on it, not per app: a new app

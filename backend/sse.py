@@ -9,13 +9,15 @@ event on reconnect) rather than slowing the others. Revoked sessions are
 pushed to the hub (on `channels.REVOKED_SESSIONS`) and their streams end at
 once; so do the streams of a user whose role changed (`REAUTHORIZE_USERS`), so
 that the reconnect is authorised under the new role. If Redis drops the
-connection, every stream is ended so clients reconnect and replay.
+connection, every stream is ended so clients reconnect and replay, and the hub
+connects again (through the sentinels, when they are set: to the new master
+after a failover) with a short backoff, at once when a stream asks for it. A
+master the sentinels replaced while it still runs is left within a second or so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -29,11 +31,14 @@ from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
 from backend.metrics import SSE_DROPPED as DROPPED
+from backend.redis_sentinel import BlockingSentinelPool
+from backend.redis_store import RedisTarget, client_for
 
 log = structlog.get_logger(__name__)
 
 CONTROL_CHANNEL = "events:control"
 SUBSCRIBE_TIMEOUT = 5.0
+RECONNECT_BACKOFF = (0.1, 5.0)  # first and longest wait between attempts to reconnect
 
 
 class HubUnavailable(RuntimeError):
@@ -69,20 +74,18 @@ class Subscriber:
 class Hub:
     """Fans events out from one Redis Pub/Sub connection to this process's subscribers."""
 
-    def __init__(self, url: str) -> None:
-        """Prepare a hub on the Redis at `url` (the listener starts on first use)."""
+    def __init__(self, target: RedisTarget) -> None:
+        """Prepare a hub on the Redis `target` names (the listener starts on first use)."""
         # Two connections at most: the Pub/Sub listener and one for wake-ups.
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=2, timeout=5, health_check_interval=30,
-            client_name=f"sse-hub-{os.getpid()}",
-        )  # fmt: skip
-        self._client = redis.Redis(connection_pool=pool)
+        self._client = client_for(target, timeout=5.0, max_connections=2, name="sse-hub")
         self._lock = threading.Lock()
         self._by_channel: dict[str, set[Subscriber]] = defaultdict(set)
         self._by_session: dict[int, set[Subscriber]] = defaultdict(set)
         self._ready: dict[str, threading.Event] = {}
         self._pending: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._retry_now = threading.Event()  # a stream waits: reconnect without backoff
+        self._backoff = RECONNECT_BACKOFF[0]
         self.closing = False
 
     def add(self, subscriber: Subscriber) -> None:
@@ -104,6 +107,7 @@ class Hub:
                 waits.append(self._ready[channel])
             CONNECTIONS.inc()
         if new_channels:
+            self._retry_now.set()
             self._wake()
         if not all(ready.wait(SUBSCRIBE_TIMEOUT) for ready in waits):
             self.remove(subscriber)
@@ -154,27 +158,44 @@ class Hub:
             self._client.publish(CONTROL_CHANNEL, b"")
 
     def _run(self) -> None:
-        backoff = 0.5
         while not self.closing:
             try:
                 self._listen()
             except redis.RedisError as exc:
                 log.warning("sse_hub_disconnected", error=str(exc))
                 self._reset_all("redis_disconnected")
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                self._pause()
+
+    def _pause(self) -> None:
+        """Wait before connecting again: doubling up to a few seconds, less when a stream waits."""
+        first, longest = RECONNECT_BACKOFF
+        time.sleep(first)
+        self._retry_now.wait(max(0.0, self._backoff - first))
+        self._retry_now.clear()
+        self._backoff = min(self._backoff * 2, longest)
 
     def _listen(self) -> None:
         pubsub = self._client.pubsub()
         try:
             pubsub.subscribe(CONTROL_CHANNEL, REVOKED_SESSIONS, REAUTHORIZE_USERS)
+            self._backoff = RECONNECT_BACKOFF[0]  # connected
             while not self.closing:
                 self._apply_pending(pubsub)
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._handle(message)
+                self._check_master(pubsub)
         finally:
             pubsub.close()
+
+    def _check_master(self, pubsub: Any) -> None:
+        """Leave a master the sentinels replaced while it lived (events now go to the new one)."""
+        pool = self._client.connection_pool
+        if not isinstance(pool, BlockingSentinelPool) or pubsub.connection is None:
+            return
+        master = pool.follow_master()
+        if master is not None and master != (pubsub.connection.host, pubsub.connection.port):
+            raise redis.ConnectionError(f"the master moved to {master[0]}:{master[1]}")
 
     def _apply_pending(self, pubsub: Any) -> None:
         while True:
@@ -228,16 +249,18 @@ class Hub:
             subscriber.end(reason)
 
 
-_hubs: dict[str, Hub] = {}
+_hubs: dict[RedisTarget, Hub] = {}
 _hubs_lock = threading.Lock()
 
 
-def hub_for(url: str) -> Hub:
-    """Return this process's hub for the Redis at `url`."""
+def hub_for(target: RedisTarget | str) -> Hub:
+    """Return this process's hub for the Redis `target` names (or at a URL)."""
+    if isinstance(target, str):
+        target = RedisTarget(url=target)
     with _hubs_lock:
-        hub = _hubs.get(url)
+        hub = _hubs.get(target)
         if hub is None or hub.closing:
-            hub = _hubs[url] = Hub(url)
+            hub = _hubs[target] = Hub(target)
         return hub
 
 

@@ -21,7 +21,7 @@ from rq.executions import Execution
 from rq.job import Job as RQJob
 from rq.queue import Queue
 
-from backend.redis_store import get_redis
+from backend.redis_store import get_redis, ride_out_failovers, server_of
 from backend.services.job_tracking import JobRun, WorkerRecorder, performing
 from jobs.base import app_context
 
@@ -34,12 +34,15 @@ class RecordSyncing(rq.worker.BaseWorker):
 
         While a job runs, the worker writes a heartbeat every
         `WORKER_HEARTBEAT_SECONDS` (default 10), by which the cron's reaper
-        tells a dead worker from a slow job.
+        tells a dead worker from a slow job. Its Redis client retries lost
+        connections for up to `REDIS_FAILOVER_WAIT_SECONDS` (a failover, a
+        restart), where RQ would otherwise quit.
         """
         with app_context() as app:  # in tests, the test's app
             kwargs["connection"] = shared_connection(kwargs.get("connection"), get_redis())
         kwargs.setdefault("job_monitoring_interval", app.config["WORKER_HEARTBEAT_SECONDS"])
         super().__init__(*args, **kwargs)
+        ride_out_failovers(self.connection, seconds=app.config["REDIS_FAILOVER_WAIT_SECONDS"])
         # RQ just raised the pool's socket timeout above its blocking dequeue's
         # wait: connections made before that would time out while idle.
         self.connection.connection_pool.reset()
@@ -91,20 +94,15 @@ class RecordSyncing(rq.worker.BaseWorker):
 
 
 def shared_connection(given: redis.Redis | None, app_client: redis.Redis) -> redis.Redis | None:
-    """The app's Redis client when `given` (from `rq worker --url`) reaches the same server.
+    """The app's Redis client when `given` (from `rq worker -c`/`--url`) reaches the same server.
 
     Sharing it lets a work horse do RQ's bookkeeping and the job's own Redis
     work over one connection, opened without redis-py's per-connection
-    package lookup; a different server keeps `given`.
+    package lookup; a different server (or master, or database) keeps `given`.
     """
-    if given is None or _target(given) == _target(app_client):
+    if given is None or server_of(given) == server_of(app_client):
         return app_client
     return given
-
-
-def _target(client: redis.Redis) -> tuple[Any, ...]:
-    settings = client.connection_pool.connection_kwargs
-    return tuple(settings.get(name) for name in ("host", "port", "path", "db", "username"))
 
 
 class Worker(RecordSyncing, rq.Worker):

@@ -10,7 +10,8 @@ The database is SQLite unless `DATABASE_URL` names PostgreSQL (see
 `tests.support.databases`). Redis is the server in `REDIS_URL` (on a database of its own)
 or, when unset, an embedded one started for the session by the first test that asks for
 Redis: through `redis_url`, or `make_app`/`app`/`client`, which depend on it. A test that
-asks for none of them and still starts a Redis server fails.
+asks for none of them (nor for `redis_sentinel`, a master, a replica and three sentinels of
+its own: `tests.support.sentinel`) and still starts a Redis server fails.
 
 Files are stored locally (`FILES_DIR` in the test's folder) unless the test is marked
 `both_stores`: then it runs twice, on local storage and on S3 (a real SeaweedFS started
@@ -45,6 +46,7 @@ pytest_plugins = [
     "tests.support.seaweedfs",
     "tests.support.stripe_stand_in",
     "tests.support.webhook_receiver",
+    "tests.support.sentinel",
     "pytester",
 ]
 STORES = ("local", "s3")
@@ -79,7 +81,7 @@ def redis_url(redis_server: str) -> str:
 @pytest.fixture(autouse=True)
 def _redis_only_when_asked(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a Redis server running without having asked for Redis."""
-    if "redis_server" in request.fixturenames:
+    if "redis_server" in request.fixturenames or "redis_sentinel" in request.fixturenames:
         yield
         return
     before = redis_servers_started_here()

@@ -128,8 +128,9 @@ UNAVAILABLE_ERRORS = (
     MaxConnectionsExceeded,  # the database pool ran dry: busy, not broken
     peewee.OperationalError,
     peewee.InterfaceError,
-    redis.ConnectionError,
+    redis.ConnectionError,  # with sentinels: also no master elected yet, or it was demoted
     redis.TimeoutError,
+    redis.ReadOnlyError,  # a Redis URL that now names a replica (failed over behind DNS)
     StorageUnavailable,  # the object store (S3) is unreachable or failing
 )
 RETRY_AFTER_SECONDS = "5"

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, session_id
 from backend.errors import ServiceUnavailable, Unauthorized
-from backend.redis_store import redis_url
+from backend.redis_store import redis_target
 from backend.services import realtime, sessions
 from backend.services.users import get_active_user
 from backend.sse import HubUnavailable, hub_for
@@ -71,7 +71,7 @@ def stream(query: dict[str, Any]) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     body = EventStream(
         app=app,
-        hub=hub_for(redis_url(app)),
+        hub=hub_for(redis_target(app)),
         channels=channels,
         session_id=sid,
         resume_from=decode_cursor(

@@ -26,7 +26,7 @@ from backend.api.blueprint import Blueprint
 from backend.api.errors import error_response
 from backend.api.security import auth_required, caller, session_id
 from backend.errors import DomainError
-from backend.redis_store import redis_url
+from backend.redis_store import RedisTarget, redis_target
 from backend.services import dashboard_access
 
 MOUNT = "/admin/rq"
@@ -91,8 +91,6 @@ def _icon(filename: str) -> ResponseReturnValue:
 
 def _guard() -> Response | None:
     """Let a dashboard request through only for an admin with a valid cookie."""
-    if request.blueprint != "rq_dashboard":
-        return None
     max_age = int(current_app.config["DASHBOARD_COOKIE_SECONDS"])
     try:
         claims = _serializer().loads(request.cookies.get(COOKIE, ""), max_age=max_age)
@@ -113,9 +111,31 @@ def _connect_once() -> None:
     """Point rq-dashboard at our Redis on first use (it may be the embedded one, started lazily)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.extensions.get(_READY):
-        app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url(app)
+        app.config.update(dashboard_settings(redis_target(app)))
         setup_rq_connection(app)
         app.extensions[_READY] = True
+
+
+def dashboard_settings(target: RedisTarget) -> dict[str, Any]:
+    """rq-dashboard's connection settings for `target`.
+
+    rq-dashboard opens its own clients from a URL (through `redis_sentinel_url`,
+    which reads `redis+sentinel://host:port,host:port/master/db`), so it is given
+    one that names the same Redis, and the passwords beside it. Every key is
+    set, so that rq-dashboard does not copy our `REDIS_*` settings over them.
+    """
+    settings: dict[str, Any] = {
+        "RQ_DASHBOARD_REDIS_URL": target.url,
+        "RQ_DASHBOARD_REDIS_SENTINELS": None,
+        "RQ_DASHBOARD_REDIS_SENTINEL_PASSWORD": target.sentinel_password,
+        "RQ_DASHBOARD_REDIS_PASSWORD": target.password,
+        "RQ_DASHBOARD_REDIS_DB": target.db,
+    }
+    if target.uses_sentinels:
+        hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+        url = f"redis+sentinel://{hosts}/{target.master}/{target.db}"
+        settings["RQ_DASHBOARD_REDIS_URL"] = url
+    return settings
 
 
 def init_app(app: Flask) -> None:
@@ -126,5 +146,6 @@ def init_app(app: Flask) -> None:
     # API without static files lacks: serve that one name from rq-dashboard's folder.
     if "static" not in app.view_functions:
         app.add_url_rule(f"{MOUNT}/app-static/<path:filename>", "static", _icon)
-    app.before_request(_guard)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=MOUNT)
+    # Scoped to the dashboard's blueprint and ahead of its own hook (which connects to Redis).
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, _guard)

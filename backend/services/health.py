@@ -6,7 +6,7 @@ from flask import current_app
 
 from backend.db import db
 from backend.errors import ServiceUnavailable
-from backend.redis_store import client_from_url, redis_url
+from backend.redis_store import redis_target, short_lived_client
 
 
 def _check_database() -> None:
@@ -15,11 +15,10 @@ def _check_database() -> None:
 
 
 def _check_redis(timeout: float) -> None:
-    client = client_from_url(redis_url(), timeout=timeout)
-    try:
+    # A connection of its own (through the sentinels when they are set): a busy
+    # pool must not make a live Redis look down.
+    with short_lived_client(redis_target(), timeout=timeout) as client:
         client.ping()
-    finally:
-        client.close()
 
 
 def check_readiness() -> dict[str, str]:

@@ -320,6 +320,8 @@ STOOD_IN_FOR = {
     "backend.api.parsing": "refuses a NUL in the URL: such an answer is an error, never kept",
     "backend.db": "closes the connection, which a replay never opens",
     "flask_cors.extension": "CORS headers for requests with Origin, which go through Flask",
+    "backend.api.jobs_dashboard": "guards the jobs dashboard's blueprint: never a catalog read",
+    "rq_dashboard.web": "the jobs dashboard blueprint's own hook: never a catalog read",
 }
 
 

@@ -17,7 +17,9 @@ STRONG_JWT = "j" * 40
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # set-then-delete so monkeypatch restores them, even when `.env` loading sets them
     for name in ("ENV", "SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL",
-                 "LOG_LEVEL", "MAIL_FROM", "DATABASE_POOL_SIZE"):  # fmt: skip
+                 "LOG_LEVEL", "MAIL_FROM", "DATABASE_POOL_SIZE", "REDIS_SENTINELS",
+                 "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_PASSWORD",
+                 "REDIS_DB"):  # fmt: skip
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
@@ -98,4 +100,42 @@ def test_unknown_environment_is_refused() -> None:
 def test_malformed_integer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_POOL_SIZE", "lots")
     with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE must be an integer"):
+        load_config()
+
+
+def test_sentinels_are_read_and_need_no_redis_url_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", "10.0.0.1:26379, sentinel-b:26380,[fd00::3]:26381")
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "shop")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-secret")
+    monkeypatch.setenv("REDIS_PASSWORD", "redis-secret")
+    monkeypatch.setenv("REDIS_DB", "4")
+    config = load_config(production(REDIS_URL=""))
+    assert config["REDIS_SENTINELS"] == [
+        ("10.0.0.1", 26379), ("sentinel-b", 26380), ("fd00::3", 26381),
+    ]  # fmt: skip
+    assert (config["REDIS_SENTINEL_MASTER"], config["REDIS_DB"]) == ("shop", 4)
+    assert config["REDIS_SENTINEL_PASSWORD"] == "sentinel-secret"
+    assert config["REDIS_PASSWORD"] == "redis-secret"
+    assert config["REDIS_FAILOVER_WAIT_SECONDS"] == 60.0
+
+
+def test_without_sentinels_the_lists_are_empty() -> None:
+    config = load_config()
+    assert (config["REDIS_SENTINELS"], config["REDIS_SENTINEL_MASTER"]) == ([], None)
+    assert config["REDIS_DB"] == 0
+
+
+@pytest.mark.parametrize("raw", ["sentinel-a", "sentinel-a:", ":26379", "a:26379,b:port", "a:0"])
+def test_malformed_sentinels_are_refused(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", raw)
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "shop")
+    with pytest.raises(ConfigError, match="REDIS_SENTINELS must be host:port"):
+        load_config()
+
+
+def test_sentinels_without_a_master_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_SENTINELS", "10.0.0.1:26379")
+    with pytest.raises(ConfigError, match="REDIS_SENTINEL_MASTER must name the master"):
         load_config()
