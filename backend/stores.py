@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask
 
-from backend.s3_storage import Bucket, Location, S3Spool, S3Storage
+from backend.s3_bucket import Bucket, Location
+from backend.s3_storage import S3Spool, S3Storage
 from backend.spool import LocalSpool, Spool
 from backend.storage import LocalStorage, Storage, UploadRequest
 

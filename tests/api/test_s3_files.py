@@ -18,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.models import File, Product
-from backend.s3_storage import PART_SIZE, Bucket, Location, S3Storage
+from backend.s3_bucket import PART_SIZE, Bucket, Location
+from backend.s3_storage import S3Storage
 from tests.support.accounts import login, make_user
 from tests.support.catalog import make_product
 from tests.support.files import API, image_bytes, upload

@@ -12,15 +12,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from backend.s3_storage import (
-    MAX_WINDOW,
-    PART_SIZE,
-    Bucket,
-    Location,
-    S3Spool,
-    S3Storage,
-    translated,
-)
+from backend.s3_bucket import MAX_WINDOW, PART_SIZE, Bucket, Location, translated
+from backend.s3_storage import S3Spool, S3Storage
 from backend.storage import Download, StorageUnavailable, TooLarge
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, S3Store, SeaweedFS
 
