@@ -20,7 +20,6 @@ import contextlib
 import functools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,10 +30,10 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import RSAKey
 from werkzeug.datastructures import Authorization
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from backend.services import providers
+from tests.support.stand_ins import LocalServer, serving
 
 CLIENT_ID = "our-client-id"
 CLIENT_SECRET = "our-client-secret"  # noqa: S105
@@ -60,11 +59,9 @@ class Account:
 
 
 @dataclass
-class StandIn:
+class StandIn(LocalServer):
     """The running server: issue tokens, flip switches, stop it."""
 
-    base: str = ""
-    mode: str = "ok"
     slow_seconds: float = 2.0
     failures: int = 0  # answer this many requests with 503 first
     tokens: dict[str, Account] = field(default_factory=dict)
@@ -72,7 +69,6 @@ class StandIn:
     next_login: Account | None = None
     key: RSAKey = field(default_factory=lambda: signing_key())
     calls: list[str] = field(default_factory=list)
-    server: Any = None
 
     def issuer(self, provider: str) -> str:
         """The issuer URL of an OIDC provider (Auth0's ends with a slash, as Auth0's does)."""
@@ -114,13 +110,6 @@ class StandIn:
             token = f"{account.provider}-{secrets.token_urlsafe(16)}"
         self.tokens[token] = account
         return token
-
-    def stop(self) -> None:
-        """Stop answering: the port is closed."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
     # The WSGI app -------------------------------------------------------------------------
 
@@ -246,17 +235,8 @@ def as_json(body: Any, status: int = 200) -> Response:
 @contextlib.contextmanager
 def running_stand_in() -> Iterator[StandIn]:
     """Serve a stand-in on a free port of 127.0.0.1 until the block ends."""
-    fake = StandIn()
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    fake.server, fake.base = server, f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(StandIn(), 0) as fake:
         yield fake
-    finally:
-        fake.mode = "ok"
-        fake.stop()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

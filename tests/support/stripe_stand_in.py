@@ -37,10 +37,10 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from backend.services.payment_provider import sign
+from tests.support.stand_ins import LocalServer, serving
 
 SECRET_KEY = "sk_test_stand_in_0123456789"  # noqa: S105
 WEBHOOK_SECRET = "whsec_stand_in_0123456789abcdef"  # noqa: S105
@@ -96,11 +96,9 @@ def _form(request: Request) -> dict[str, Any]:
 
 
 @dataclass
-class StripeStandIn:
+class StripeStandIn(LocalServer):
     """The running server: its intents, switches, and the customer's side."""
 
-    base: str = ""
-    mode: str = "ok"
     hang_seconds: float = 2.0
     failures: int = 0
     drop_after_create: int = 0
@@ -110,7 +108,6 @@ class StripeStandIn:
     keys: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     delivered: list[tuple[WebhookEvent, int]] = field(default_factory=list)
-    server: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
@@ -126,13 +123,6 @@ class StripeStandIn:
     def creates(self) -> int:
         """How many intents were created."""
         return len(self.intents)
-
-    def stop(self) -> None:
-        """Stop answering: the port is closed."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
     # The customer's side and Stripe's events ---------------------------------------------
 
@@ -251,17 +241,8 @@ def running_stripe_stand_in(
     webhook_url: str | None = None, port: int = 0
 ) -> Iterator[StripeStandIn]:
     """Serve a Stripe stand-in on 127.0.0.1 (`port`, or a free one) until the block ends."""
-    fake = StripeStandIn(webhook_url=webhook_url)
-    server = make_server("127.0.0.1", port, fake, threaded=True)
-    fake.server, fake.base = server, f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(StripeStandIn(webhook_url=webhook_url), port) as fake:
         yield fake
-    finally:
-        fake.mode = "ok"
-        fake.stop()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
