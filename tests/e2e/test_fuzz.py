@@ -21,6 +21,7 @@ import pytest
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.catalog import make_product
 from tests.support.processes import BIN
+from tests.support.stripe_stand_in import StripeStandIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
@@ -45,9 +46,12 @@ LIMITS = (
 
 @pytest.fixture
 def stack(
-    app: object, tmp_path: Path, production_web: Callable[..., str]
+    app: object,
+    tmp_path: Path,
+    production_web: Callable[..., str],
+    stripe_stand_in: StripeStandIn,
 ) -> tuple[str, dict[str, str]]:
-    """The production web process, and a token per role (`user`, `admin`)."""
+    """The production web process (payments on, at the Stripe stand-in), a token per role."""
     make_user("root@example.test", role="admin")
     make_user("ada@example.test")
     for n in range(3):
@@ -58,6 +62,7 @@ def stack(
         MAIL_OUTBOX_DIR=str(tmp_path / "mail"),
         METRICS_TOKEN="fuzz-metrics-token-0123456789abcdef",
         **dict.fromkeys(LIMITS, GENEROUS),
+        **{name: str(value) for name, value in stripe_stand_in.settings().items()},
     )
     tokens = {}
     for role, email in (("user", "ada@example.test"), ("admin", "root@example.test")):
