@@ -135,8 +135,21 @@ def decode_live(channel: str, message: bytes) -> Event:
 
 def latest_id(client: redis.Redis, channel: str) -> str:
     """Return the id of the newest event of `channel` (`"0-0"` when it has none)."""
-    newest = cast(Entries, client.xrevrange(stream_key(channel), count=1))
-    return _decode(newest[0][0]) if newest else "0-0"
+    return latest_ids(client, [channel])[channel]
+
+
+def latest_ids(client: redis.Redis, channels: list[str]) -> dict[str, str]:
+    """Return the id of the newest event of each channel (`"0-0"` for none), in one round trip."""
+    if not channels:
+        return {}
+    with client.pipeline(transaction=False) as pipe:
+        for channel in channels:
+            pipe.xrevrange(stream_key(channel), count=1)
+        newest = cast(list[Entries], pipe.execute())
+    return {
+        channel: _decode(entries[0][0]) if entries else "0-0"
+        for channel, entries in zip(channels, newest, strict=True)
+    }
 
 
 def history_after(
@@ -147,27 +160,42 @@ def history_after(
     `after` is the id of the last event the client saw, or `"0-0"` for none.
     False means some events after it are gone (trimmed, expired, lost in a
     Redis restart), `after` is unknown, or more than `limit` are missing:
-    the client must refetch.
+    the client must refetch. Raises `ValueError` for an `after` that is no id.
     """
-    key = stream_key(channel)
+    return histories_after(client, {channel: after}, limit=limit)[channel]
+
+
+def histories_after(
+    client: redis.Redis, positions: dict[str, str], *, limit: int
+) -> dict[str, tuple[list[Event], bool]]:
+    """`history_after` for each channel of `positions` (channel → last id seen), one round trip."""
+    if not positions:
+        return {}
+    for after in positions.values():
+        parse_id(after)  # ValueError for garbage
+    with client.pipeline(transaction=False) as pipe:
+        for channel, after in positions.items():
+            # From the last seen event itself: trimming removes the oldest entries
+            # first, so if it is still there, everything after it is too.
+            start = "-" if after == "0-0" else after
+            pipe.xrange(stream_key(channel), min=start, count=limit + 2)
+        replies = cast(list[Entries], pipe.execute())
+    return {
+        channel: _history(channel, after, entries, limit)
+        for (channel, after), entries in zip(positions.items(), replies, strict=True)
+    }
+
+
+def _history(channel: str, after: str, entries: Entries, limit: int) -> tuple[list[Event], bool]:
     if after == "0-0":
-        entries = _xrange(client, key, count=limit + 1)
+        # Nothing seen: complete only if the channel's first event is still kept.
         complete = not entries or entries[0][1].get(b"n") == b"1"
     else:
-        parse_id(after)  # ValueError for garbage
-        # Trimming removes the oldest entries first: if the last seen event is
-        # still there, everything after it is too.
-        if not _xrange(client, key, min=after, max=after, count=1):
-            return [], False
-        entries = _xrange(client, key, min=f"({after}", count=limit + 1)
-        complete = True
+        complete = bool(entries) and _decode(entries[0][0]) == after
+        entries = entries[1:]
     if not complete or len(entries) > limit:
         return [], False
     return [_event(channel, entry_id, fields) for entry_id, fields in entries], True
-
-
-def _xrange(client: redis.Redis, key: str, **kwargs: Any) -> Entries:
-    return cast(Entries, client.xrange(key, **kwargs))
 
 
 def _decode(value: bytes | str) -> str:

@@ -19,7 +19,7 @@ import redis
 from flask import Flask
 
 from backend.db import db
-from backend.events import Event, history_after, latest_id, parse_id
+from backend.events import Event, histories_after, latest_ids, parse_id
 from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
 from backend.sse import Hub, Subscriber
@@ -111,12 +111,10 @@ class EventStream:
         the missed events are read, so nothing published meanwhile is lost.
         """
         with self.app.app_context():
-            starts, reset = self._starting_points()
             self.hub.add(self.subscriber)
         try:
             with self.app.app_context():
-                cursor, missed, gone = self._catch_up(starts)
-            reset.extend(gone)
+                cursor, missed, reset = self._catch_up()
             yield f"retry: {self.settings.retry_ms}\n\n"
             if reset:
                 channels = ",".join(f'"{c}"' for c in reset)
@@ -129,44 +127,32 @@ class EventStream:
         finally:
             self.hub.remove(self.subscriber)
 
-    def _starting_points(self) -> tuple[Cursor, list[str]]:
-        """Where each channel starts: the client's position, or now for new channels.
+    def _catch_up(self) -> tuple[Cursor, list[Event], list[str]]:
+        """The cursor to go live from, the missed events to replay, and the channels reset.
 
-        "Now" is read before subscribing and replayed from, so events published
-        while the subscription is set up are not lost. A garbled `Last-Event-ID`
-        resets every channel.
+        Runs once the subscription is confirmed: every event newer than what it
+        reads also reaches the queue, and `_live` skips those already replayed
+        or older than the starting point, so there is no gap and no duplicate.
+        A channel the client has no position for starts from its newest event;
+        one whose missed events are gone, or every channel after a garbled
+        `Last-Event-ID`, is reset (it starts from its newest event too). One
+        Redis round trip, two when some history is gone.
         """
         client = get_redis()
+        channels = self.subscriber.channels
         malformed = self.resume_from == {}
-        starts: Cursor = {}
-        reset: list[str] = []
-        for channel in self.subscriber.channels:
-            start = None if malformed else (self.resume_from or {}).get(channel)
-            if start is None:
-                if malformed:
-                    reset.append(channel)
-                start = latest_id(client, channel)
-            starts[channel] = start
-        return starts, reset
-
-    def _catch_up(self, starts: Cursor) -> tuple[Cursor, list[Event], list[str]]:
-        """The cursor to go live from, the events to replay, and channels whose history is gone."""
-        client = get_redis()
-        cursor: Cursor = {}
+        resumed = {} if malformed else self.resume_from or {}
+        known = {channel: resumed[channel] for channel in channels if channel in resumed}
+        histories = histories_after(client, known, limit=self.settings.replay_limit)
+        gone = [channel for channel, (_, complete) in histories.items() if not complete]
+        cursor = latest_ids(client, [c for c in channels if c not in known or c in gone])
         missed: list[Event] = []
-        gone: list[str] = []
-        for channel, start in starts.items():
-            events, complete = history_after(
-                client, channel, start, limit=self.settings.replay_limit
-            )
+        for channel, (events, complete) in histories.items():
             if complete:
-                cursor[channel] = start
+                cursor[channel] = known[channel]
                 missed.extend(events)
-            else:
-                gone.append(channel)
-                cursor[channel] = latest_id(client, channel)
         missed.sort(key=lambda event: event.position)
-        return cursor, missed, gone
+        return cursor, missed, list(channels) if malformed else gone
 
     def _live(self, cursor: Cursor) -> Iterator[str]:
         last_write = time.monotonic()

@@ -31,6 +31,8 @@ from flask_jwt_extended import (
     get_jwt,
     verify_jwt_in_request,
 )
+from flask_jwt_extended.exceptions import RevokedTokenError
+from flask_jwt_extended.view_decorators import _decode_jwt_from_request
 
 from backend.api.blueprint import Blueprint
 from backend.api.errors import error_response
@@ -46,6 +48,7 @@ BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _OPTIONAL_CALLER = "backend.optional_caller"
 _AUTHENTICATED = "backend.authenticated"
 FAST_VERIFIER = "backend.fast_verifier"
+FAST_CLAIMS = "backend.fast_claims"
 
 jwt = JWTManager()
 
@@ -70,6 +73,29 @@ def authenticate(*, refresh: bool = False) -> Authenticated:
         authenticated = Authenticated(user=get_current_user(), claims=get_jwt())
     remember_caller(authenticated)
     return authenticated
+
+
+def access_claims() -> dict[str, Any]:
+    """Verify this request's access token and return its claims; load neither session nor user.
+
+    For a caller that checks the session and the user itself, through Redis
+    (an event stream's setup must not need the database). Signature, expiry
+    and type are checked as flask-jwt-extended checks them, and its errors
+    (401 in the error shape) are raised for a missing, invalid or expired
+    token. The optimisation layer may install a faster check under
+    `FAST_CLAIMS`: the claims when it can vouch for the token, else None.
+    """
+    fast: Callable[[], dict[str, Any] | None] | None = current_app.extensions.get(FAST_CLAIMS)
+    claims = fast() if fast is not None else None
+    if claims is None:
+        # The library's own verification, without its revocation and user
+        # callbacks (both need the database here): the caller checks them.
+        claims, _header, _location = _decode_jwt_from_request(
+            None, False, skip_revocation_check=True
+        )
+    if type(claims.get("sid")) is not int:
+        raise RevokedTokenError({}, claims)
+    return claims
 
 
 def remember_caller(authenticated: Authenticated) -> None:

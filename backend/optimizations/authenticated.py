@@ -44,7 +44,7 @@ import jwt as pyjwt
 from flask import Flask, jsonify, request
 from peewee import JOIN, Field, Model, ModelSelect
 
-from backend.api.security import FAST_VERIFIER, Authenticated, remember_caller
+from backend.api.security import FAST_CLAIMS, FAST_VERIFIER, Authenticated, remember_caller
 from backend.db import db
 from backend.errors import NotFound
 from backend.models import Order, OrderLine, Payment, User
@@ -322,5 +322,6 @@ def init_app(app: Flask) -> None:
     """
     tokens, seen = TokenVerifier(app), SeenSessions()
     app.extensions[FAST_VERIFIER] = fast_verifier(tokens, seen)
+    app.extensions[FAST_CLAIMS] = tokens.claims
     main_view = app.view_functions[ORDER_ENDPOINT]
     app.view_functions[ORDER_ENDPOINT] = order_view(tokens, seen, main_view)

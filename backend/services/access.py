@@ -18,7 +18,12 @@ M = TypeVar("M", bound=Model)
 
 def is_admin(user: User) -> bool:
     """Return whether `user` has the admin role."""
-    return bool(user.role == "admin")
+    return is_admin_role(user.role)
+
+
+def is_admin_role(role: str) -> bool:
+    """Return whether `role` is the admin role."""
+    return role == "admin"
 
 
 def require_role(user: User, role: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 
 import redis
 import structlog
@@ -13,7 +14,8 @@ from backend.db import db
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
 from backend.redis_store import get_redis
-from backend.services.access import is_admin
+from backend.services import roles, sessions
+from backend.services.access import is_admin_role
 from backend.services.tokens import digest
 
 log = structlog.get_logger(__name__)
@@ -22,18 +24,46 @@ TICKET_TTL_SECONDS = 60
 _TICKET_KEY = "sse:ticket:{}"
 
 
-def channels_for(*, user: User, topics: list[str]) -> list[str]:
-    """Return the channels `user` listens to: their own plus the requested `topics`.
+@dataclass(frozen=True)
+class Listener:
+    """Who opens a stream: an active user, their role, and their active device session."""
+
+    user_id: int
+    role: str
+    session_id: int
+
+
+def listener(*, user_id: int, session_id: int) -> Listener:
+    """Return who opens a stream, checked in one Redis round trip (the database as fallback).
+
+    The session must be active (a revoked one is refused at once: revocation
+    writes the cache) and the user active (deactivation revokes every session;
+    a role is cached by `roles`, rewritten when it changes). Raises
+    `Unauthorized` otherwise; a Redis error propagates (the stream needs Redis).
+    """
+    with get_redis().pipeline(transaction=False) as pipe:
+        pipe.get(sessions.state_key(session_id))
+        pipe.get(roles.role_key(user_id))
+        state, cached_role = pipe.execute()
+    if not sessions.active_from_state(session_id, state):
+        raise Unauthorized("This session has ended; sign in again.", error="token_revoked")
+    role = roles.role_from_cache(user_id, cached_role)
+    if role is None:
+        raise Unauthorized("The account no longer exists or is deactivated.")
+    return Listener(user_id=user_id, role=role, session_id=session_id)
+
+
+def channels_for(*, listener: Listener, topics: list[str]) -> list[str]:
+    """Return the channels `listener` reads: their own plus the requested `topics`.
 
     Raises `Forbidden` naming the first topic they may not read (another
     user's channel, `admin` for non-admins, or an unknown topic).
     """
-    own = user_channel(user.id)
+    own = user_channel(listener.user_id)
     channels = [own]
+    admin = is_admin_role(listener.role)
     for topic in topics:
-        allowed = (
-            topic == own or topic in PUBLIC_TOPICS or (topic in ADMIN_TOPICS and is_admin(user))
-        )
+        allowed = topic == own or topic in PUBLIC_TOPICS or (topic in ADMIN_TOPICS and admin)
         if not allowed:
             raise Forbidden(f"You may not subscribe to {topic!r}.")
         if topic not in channels:

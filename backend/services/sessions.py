@@ -137,19 +137,35 @@ def _cached_is_active(session_id: int, *, note_seen: bool) -> bool:
     else:
         state, first_in_a_while = client.get(STATE_KEY.format(session_id)), False
     if state is None:
-        active = _load_is_active(session_id)
-        # NX: never overwrite a revocation written since we read the database.
-        client.set(
-            STATE_KEY.format(session_id),
-            ACTIVE if active else REVOKED,
-            nx=True,
-            ex=ACTIVE_CACHE_SECONDS if active else _revoked_cache_seconds(),
-        )
-        return active
+        return active_from_state(session_id, state)
     if state == ACTIVE and first_in_a_while:
         now = utcnow()
         AuthSession.update(last_seen_at=now).where(AuthSession.id == session_id).execute()
     return bool(state == ACTIVE)
+
+
+def state_key(session_id: int) -> str:
+    """Return the Redis key that caches whether `session_id` is active."""
+    return STATE_KEY.format(session_id)
+
+
+def active_from_state(session_id: int, state: bytes | None) -> bool:
+    """Return whether the session is active, given what `state_key(session_id)` held.
+
+    For callers that read the key in a round trip of their own (event streams).
+    When it was absent the database answers and the cache is filled.
+    """
+    if state is not None:
+        return state == ACTIVE
+    active = _load_is_active(session_id)
+    # NX: never overwrite a revocation written since we read the database.
+    get_redis().set(
+        state_key(session_id),
+        ACTIVE if active else REVOKED,
+        nx=True,
+        ex=ACTIVE_CACHE_SECONDS if active else _revoked_cache_seconds(),
+    )
+    return active
 
 
 def _load_is_active(session_id: int) -> bool:

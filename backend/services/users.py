@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from backend.db import db, lock_for_update
 from backend.errors import BusinessRuleViolation, NotFound, ValidationFailed
 from backend.models import User
-from backend.services import audit, passwords, realtime, sessions, tokens
+from backend.services import audit, passwords, realtime, roles, sessions, tokens
 from backend.services.access import require_role
 from backend.services.audit import ClientInfo
 from backend.services.auth import normalize_email
@@ -104,6 +104,8 @@ def _apply_changes(
     if changes.get("is_active") is False and before.get("is_active"):
         sessions.revoke_all_for(user, reason="deactivated")
         tokens.spend_outstanding(user=user, purpose=tokens.PASSWORD_RESET)
+    if before.get("role", user.role) != user.role or "is_active" in changes:
+        roles.remember_after_commit(user)
     if before.get("role", user.role) != user.role:
         realtime.reauthorize_streams(user)
     for name, value in changes.items():
@@ -133,6 +135,7 @@ def ensure_account(*, email: str, password: str | None, role: str) -> tuple[User
         if password is not None:
             user.password_hash = passwords.hash_password(password)
         user.save()
+        roles.remember_after_commit(user)
     return user, created
 
 
