@@ -98,9 +98,9 @@ class Operations:
     async def jobs_dashboard_link(self) -> str:
         """Return a one-use link that opens the jobs dashboard (rq-dashboard) in a browser (admin).
 
-        Open it at once (`page.launch_url(url)` in Flet): it lasts a minute and is
-        spent on first use, signing that browser in to `/admin/rq` for 15 minutes
-        (`DASHBOARD_COOKIE_SECONDS`). Ask for a new link each time.
+        Open it at once (in Flet 1.0: `await ft.UrlLauncher().launch_url(url)`): it lasts
+        a minute and is spent on first use, signing that browser in to `/admin/rq` for
+        15 minutes (`DASHBOARD_COOKIE_SECONDS`). Ask for a new link each time.
 
         Raises:
             ForbiddenError: The caller is not an admin.
