@@ -39,6 +39,7 @@ def test_an_admin_reads_and_filters_the_audit_trail(stack: Stack) -> None:
     async def scenario() -> None:
         admin = await signed_in(stack, ADMIN_EMAIL)
         user = await signed_in(stack)
+        anonymous = AsyncClient(stack.base_url)
         try:
             me = await user.me()
             mine = await admin.list_audit_events(actor_id=me.id)
@@ -87,9 +88,17 @@ def test_an_admin_reads_and_filters_the_audit_trail(stack: Stack) -> None:
             fresh = await admin.list_audit_events(actor_id=me.id, after=login.id)
             assert [e.action for e in fresh.items] == ["auth.logout"]
             assert fresh.items[0].data["scope"] == "local"
+
+            stranger = unique_email("nobody")
+            with pytest.raises(AuthError):
+                await anonymous.login(stranger, PASSWORD)
+            failed = await admin.list_audit_events(action="auth.login_failed", after=login.id)
+            [attempt] = [e for e in failed.items if e.data.get("email") == stranger]
+            assert (attempt.actor_id, attempt.target) == (None, None)  # nobody to name
         finally:
             await admin.aclose()
             await user.aclose()
+            await anonymous.aclose()
 
     run(scenario())
 
