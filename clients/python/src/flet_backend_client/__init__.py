@@ -29,6 +29,7 @@ from flet_backend_client.errors import (
 )
 from flet_backend_client.events import EventStream
 from flet_backend_client.models import (
+    AuditEvent,
     Event,
     FileInfo,
     Job,
@@ -51,6 +52,7 @@ from flet_backend_client.tokens import MemoryTokenStore, Tokens, TokenStore
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "AuditEvent",
     "AuthError",
     "Client",
     "ConflictError",

@@ -1,4 +1,4 @@
-"""`AsyncClient`: accounts, catalog, orders and notifications (jobs and files in a mixin)."""
+"""`AsyncClient`: accounts, catalog, orders, notifications (jobs, files, operations: mixins)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 from flet_backend_client.errors import ApiError, AuthError
 from flet_backend_client.jobs_files import JobsAndFiles
 from flet_backend_client.models import Notification, Order, Page, Payment, Product, User
+from flet_backend_client.operations import Operations
 from flet_backend_client.session import Session
 from flet_backend_client.signin import ProviderSignIn
 from flet_backend_client.tokens import Tokens, TokenStore
@@ -37,7 +38,7 @@ def _price(value: Price | None) -> str | None:
     return None if value is None else str(value)
 
 
-class AsyncClient(JobsAndFiles, ProviderSignIn):
+class AsyncClient(JobsAndFiles, Operations, ProviderSignIn):
     """Async client of the flet-backend API.
 
     Args:

@@ -66,6 +66,22 @@ class JobsAndFiles:
         """Cancel a job (a running one stops soon after); 409 `job_finished` if it ended."""
         return Job.from_json(await self._session.json("POST", f"/jobs/{quote(job_id)}/cancel"))
 
+    async def retry_job(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again, as a new job (owner or admin); return it, queued.
+
+        Imports (on their kept CSV), order exports and image renditions can be
+        retried, within a day (`JOBS_RETRY_WINDOW_HOURS`) of the job's end; a job
+        is retried once (its retry may be retried in turn). Follow the new job
+        with `wait_for_job`.
+
+        Raises:
+            ConflictError: `job_not_retryable`: the job did not fail and was not
+                cancelled, its kind is not retried, it was retried already, it
+                ended too long ago, or its input is no longer kept.
+            NotFoundError: No such job, or someone else's.
+        """
+        return Job.from_json(await self._session.json("POST", f"/jobs/{quote(job_id)}/retry"))
+
     async def wait_for_job(
         self, job_id: str, on_progress: JobCallback | None = None, timeout: float = 300.0
     ) -> Job:

@@ -294,6 +294,50 @@ class Job:
 
 
 @dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the audit trail (admins read it): who did what, to what, from where, when.
+
+    `action` is a dotted name (`auth.login`, `user.registered`, `order.status_changed`);
+    `actor_id` is None for an anonymous caller or a deleted account; `target` is what was
+    acted on as `type:id` (`order:12`, `user:3`), or None; `data` holds the action's details.
+    """
+
+    id: int
+    action: str
+    actor_id: int | None
+    target: str | None
+    ip: str
+    request_id: str
+    data: dict[str, Any]
+    created_at: datetime | None
+
+    @property
+    def target_type(self) -> str | None:
+        """The target's type (`order` of `order:12`), or None without a target."""
+        return self.target.partition(":")[0] if self.target else None
+
+    @property
+    def target_id(self) -> str | None:
+        """The target's id as text (`12` of `order:12`), or None without a target."""
+        return self.target.partition(":")[2] if self.target else None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> AuditEvent:
+        """Build from the API's JSON."""
+        actor, target = data.get("actor_id"), data.get("target")
+        return cls(
+            id=int(data["id"]),
+            action=str(data.get("action", "")),
+            actor_id=int(actor) if actor is not None else None,
+            target=str(target) if target else None,
+            ip=str(data.get("ip") or ""),
+            request_id=str(data.get("request_id") or ""),
+            data=dict(data.get("data") or {}),
+            created_at=_dt(data.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
 class Rendition:
     """A ready image rendition; `url` is absolute and content-addressed (cache it for good)."""
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flet_backend_client.client import AsyncClient, Price
 from flet_backend_client.events import EventStream
 from flet_backend_client.models import (
+    AuditEvent,
     Event,
     FileInfo,
     Job,
@@ -290,6 +291,32 @@ class Client:
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a job."""
         return self._run(lambda: self.aio.cancel_job(job_id))
+
+    def retry_job(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again as a new job (see `AsyncClient.retry_job`)."""
+        return self._run(lambda: self.aio.retry_job(job_id))
+
+    def list_audit_events(self, **filters: Any) -> Page[AuditEvent]:
+        """List the audit trail (admin; filters as `AsyncClient.list_audit_events`)."""
+        return self._run(lambda: self.aio.list_audit_events(**filters))
+
+    def iter_audit_events(self, page_size: int = 100, **filters: Any) -> Iterator[AuditEvent]:
+        """Yield every matching audit entry, newest first, page by page (admin)."""
+        page = 1
+        oldest: int | None = None
+        while True:
+            result = self.list_audit_events(page=page, page_size=page_size, **filters)
+            for event in result.items:
+                if oldest is None or event.id < oldest:  # skip those pushed down by new ones
+                    oldest = event.id
+                    yield event
+            if not result.items or page >= result.total_pages:
+                return
+            page += 1
+
+    def jobs_dashboard_link(self) -> str:
+        """Return a one-use link to the jobs dashboard (see `AsyncClient.jobs_dashboard_link`)."""
+        return self._run(self.aio.jobs_dashboard_link)
 
     def wait_for_job(
         self,
