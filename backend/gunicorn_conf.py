@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import VAR_DIR
+from backend.web_sizing import for_this_box
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+SIZING = for_this_box()  # CPUs, open-file limit, accept-queue cap; see backend.web_sizing
+workers = SIZING.workers
 worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+worker_connections = SIZING.worker_connections
+backlog = SIZING.backlog
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
