@@ -38,7 +38,8 @@ def test_a_valid_token_opens_the_stream(sse_app: Flask) -> None:
     response = client.get(EVENTS, headers=ada.headers, buffered=False)
     assert response.status_code == 200
     first = next(iter(response.response))
-    assert isinstance(first, bytes) and first.startswith(b"retry:")
+    assert isinstance(first, bytes)
+    assert first.startswith(b"retry:")
     response.close()
 
 
