@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request
@@ -16,6 +17,7 @@ from backend.sse import HubUnavailable, hub_for
 from backend.streaming import EventStream, StreamSettings, decode_cursor
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Live events (SSE).")
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class StreamQuerySchema(Schema):
@@ -64,17 +66,32 @@ def stream(query: dict[str, Any]) -> Response:
     are no longer kept, the first event is `stream.reset`.
     """
     listener = _listener(query.get("ticket"))
-    topics = [t.strip() for t in query["topics"].split(",") if t.strip()]
-    channels = realtime.channels_for(listener=listener, topics=topics)
+    body = open_stream(
+        listener=listener,
+        topics=query["topics"],
+        last_event_id=request.headers.get("Last-Event-ID") or query.get("last_event_id"),
+    )
+    return Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
+
+
+def open_stream(
+    *, listener: realtime.Listener, topics: str, last_event_id: str | None
+) -> Iterator[str]:
+    """Return `listener`'s stream body, subscribed and caught up (its first item is ready).
+
+    `topics` is the `?topics=` value. Raises `Forbidden` for a topic the
+    listener may not read and `ServiceUnavailable` when the hub cannot
+    subscribe; a Redis error propagates (answered 503). Needs an app context.
+    """
+    names = [t.strip() for t in topics.split(",") if t.strip()]
+    channels = realtime.channels_for(listener=listener, topics=names)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     body = EventStream(
         app=app,
         hub=hub_for(redis_target(app)),
         channels=channels,
         session_id=listener.session_id,
-        resume_from=decode_cursor(
-            request.headers.get("Last-Event-ID") or query.get("last_event_id")
-        ),
+        resume_from=decode_cursor(last_event_id),
         settings=StreamSettings.from_config(app.config),
         session_active=_session_active,
     )
@@ -83,14 +100,10 @@ def stream(query: dict[str, Any]) -> Response:
         first = next(iterator)  # subscribes and reads history now: a failure is a 503
     except HubUnavailable as exc:
         raise ServiceUnavailable("Live events are unavailable; retry shortly.") from exc
-    return Response(
-        _chain(first, iterator),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _chain(first, iterator)
 
 
-def _chain(first: str, rest: Any) -> Any:
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
 

@@ -14,6 +14,8 @@ development). Each module says what it speeds up, the benchmark row in
 - `authenticated`: Bearer requests verified once per process (PyJWT with the
   library's settings), the session still checked in Redis on every request,
   and `GET /orders/{id}` read with one prepared query;
+- `stream_open`: Bearer event streams opened in front of Flask (a reconnect
+  storm's cost per stream), with the main path's checks and body;
 - `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
   they were returned under a second ago;
 - `gc_freeze`: the loaded app kept out of full GC collections (called from
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.optimizations import authenticated, catalog_cache, pool, replay
+from backend.optimizations import authenticated, catalog_cache, pool, replay, stream_open
 
 
 def init_app(app: Flask) -> None:
@@ -33,5 +35,7 @@ def init_app(app: Flask) -> None:
         return
     pool.init_app(app)
     catalog = catalog_cache.init_app(app)
-    authenticated.init_app(app)
-    replay.init_app(app, catalog)  # last: it stands in for the request hooks installed so far
+    tokens = authenticated.init_app(app)
+    # Last: these two stand in for the request hooks installed so far.
+    stream_open.init_app(app, tokens)
+    replay.init_app(app, catalog)  # outermost: anonymous reads never reach the others

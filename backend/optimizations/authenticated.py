@@ -168,7 +168,10 @@ class TokenVerifier:
 
     def claims(self) -> dict[str, Any] | None:
         """Return the claims of this request's access token, or None if not plainly valid."""
-        header = request.headers.get(self.header_name)
+        return self.claims_of(request.headers.get(self.header_name))
+
+    def claims_of(self, header: str | None) -> dict[str, Any] | None:
+        """Return the claims of the access token in `header` (its whole value), or None."""
         if header is None or not header.startswith(self.prefix):
             return None
         token = header[len(self.prefix) :]
@@ -315,8 +318,8 @@ def order_view(
     return get_order
 
 
-def init_app(app: Flask) -> None:
-    """Install the fast verifier of access tokens and the fast order read.
+def init_app(app: Flask) -> TokenVerifier:
+    """Install the fast verifier of access tokens and the fast order read; return the verifier.
 
     Runs after `backend.api.init_app` (flask-jwt-extended set up, views registered).
     """
@@ -325,3 +328,4 @@ def init_app(app: Flask) -> None:
     app.extensions[FAST_CLAIMS] = tokens.claims
     main_view = app.view_functions[ORDER_ENDPOINT]
     app.view_functions[ORDER_ENDPOINT] = order_view(tokens, seen, main_view)
+    return tokens

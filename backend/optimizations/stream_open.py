@@ -1,0 +1,151 @@
+"""Event streams opened in front of Flask: what each stream of a reconnect storm pays.
+
+Speeds up: `GET /api/v1/events` with a Bearer token, the way the SDK and the
+Flet apps open streams; after a deploy every client does it at once. Measured
+by the storm rows of `bench/sse.py` (README, "Optimisations"). Through Flask a
+stream's setup pays a request context, every request hook, smorest's query
+parsing and flask-jwt-extended's three PyJWT passes around the two Redis round
+trips it needs.
+
+What it does instead, for a request it can vouch for: the token verified once
+per process (`authenticated.TokenVerifier`, the library's settings), the
+session and the user's role checked in one Redis round trip on every open
+(`realtime.listener`, the main path's own check: a revoked session is refused
+on its very next open), and the very body the view returns
+(`api.events.open_stream`). The status and headers are those the whole app
+sent for the first stream it opened through Flask (every header after the
+hooks; `X-Request-ID` put back per request), and the three things the hooks
+do per request are done with the same functions: the request id, the access
+line, the request metric (the contract of `replay`: the hooks are pinned at
+startup, and nothing is kept if they changed).
+
+Whatever it cannot vouch for goes through Flask, so every refusal and every
+error is the main path's: no or odd `Authorization`, a query other than
+`topics=`, a ticket, an `Origin` or a cookie (CORS and cookies are Flask's), an
+ended session, a topic the user may not read, Redis trouble. Costs: one kept
+header list. Tests: `tests/optimizations/test_stream_open.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+from flask import Flask
+
+from backend import logs, metrics
+from backend.api.events import open_stream
+from backend.errors import DomainError
+from backend.optimizations.authenticated import TokenVerifier
+from backend.optimizations.replay import Environ, StartResponse, WSGIApp, request_hooks
+from backend.services import realtime
+
+STREAM_ENDPOINT = "events.stream"
+OPENED_STATUS = "200 OK"
+TOPICS_QUERY = re.compile(r"^(?:topics=([A-Za-z0-9:,_-]{0,200}))?$")
+# Request headers Flask must see: CORS, cookies, conditional requests.
+FLASK_ONLY = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+
+
+class StreamOpenMiddleware:
+    """Opens plain Bearer event streams without Flask (see the module doc).
+
+    Args:
+        app: The Flask app; its request hooks now are the ones this stands in for.
+        tokens: The process's verifier of access tokens.
+    """
+
+    def __init__(self, app: Flask, tokens: TokenVerifier) -> None:
+        self.app = app
+        self.wsgi_app: WSGIApp = app.wsgi_app
+        self.tokens = tokens
+        self.hooks = request_hooks(app)
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == STREAM_ENDPOINT)
+        self.rule = rule.rule
+        self.headers: list[tuple[str, str]] | None = None  # what the app sent, minus the id
+        self.request_id_at = 0
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Open the stream here when it can vouch for the request, else run the app."""
+        topics = self._topics(environ)
+        if topics is None:
+            return self.wsgi_app(environ, start_response)
+        if self.headers is None:
+            return self._run_and_keep(environ, start_response)
+        started = time.perf_counter()
+        body = self._open(environ, topics)
+        if body is None:
+            return self.wsgi_app(environ, start_response)
+        request_id = logs.begin_request(environ.get("HTTP_X_REQUEST_ID", ""))
+        headers = list(self.headers)
+        headers.insert(self.request_id_at, (logs.REQUEST_ID_HEADER, request_id))
+        start_response(OPENED_STATUS, headers)
+        metrics.observe_request("GET", self.rule, 200, started)
+        logs.log_request("GET", self.rule, 200, started)
+        return body
+
+    def _topics(self, environ: Environ) -> str | None:
+        """The `?topics=` of a request this may open, else None."""
+        eligible = (
+            environ.get("REQUEST_METHOD") == "GET"
+            and environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") == self.rule
+            and "HTTP_AUTHORIZATION" in environ
+            and not any(name in environ for name in FLASK_ONLY)
+        )
+        found = TOPICS_QUERY.match(environ.get("QUERY_STRING", "")) if eligible else None
+        return None if found is None else found.group(1) or ""
+
+    def _open(self, environ: Environ, topics: str) -> Iterator[bytes] | None:
+        claims = self.tokens.claims_of(environ["HTTP_AUTHORIZATION"])
+        if claims is None:
+            return None
+        with self.app.app_context():
+            try:
+                listener = realtime.listener(
+                    user_id=int(claims[self.tokens.identity_claim]), session_id=claims["sid"]
+                )
+                body = open_stream(
+                    listener=listener,
+                    topics=topics,
+                    last_event_id=environ.get("HTTP_LAST_EVENT_ID"),
+                )
+            except (DomainError, redis.RedisError, ValueError):
+                return None  # Flask answers it, in the main path's words
+        return _encoded(body)
+
+    def _run_and_keep(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Open through Flask and keep the status and headers it sent, if they may be reused."""
+
+        def keep(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            names = [name.lower() for name, _ in headers]
+            reusable = (
+                status == OPENED_STATUS
+                and names.count(logs.REQUEST_ID_HEADER.lower()) == 1
+                and "set-cookie" not in names
+                and request_hooks(self.app) == self.hooks
+            )
+            if reusable:
+                self.request_id_at = names.index(logs.REQUEST_ID_HEADER.lower())
+                self.headers = [h for i, h in enumerate(headers) if i != self.request_id_at]
+            return start_response(status, headers, *args)
+
+        return self.wsgi_app(environ, keep)
+
+
+def _encoded(body: Iterator[str]) -> Iterator[bytes]:
+    """The body as bytes (what Flask's `Response` sends for a text iterator); closes with it."""
+    try:
+        for text in body:
+            yield text.encode()
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+def init_app(app: Flask, tokens: TokenVerifier) -> None:
+    """Put the middleware in front of `app`, standing in for the request hooks it has now."""
+    app.wsgi_app = StreamOpenMiddleware(app, tokens)  # type: ignore[method-assign]

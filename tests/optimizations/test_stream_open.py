@@ -1,0 +1,181 @@
+"""Bearer event streams opened in front of Flask answer exactly as the app does.
+
+Which path served a request is seen through Flask's `request_started` signal:
+only a request Flask handles sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask, request, request_started
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from backend import logs
+from backend.events import publish
+from backend.models import User
+from backend.optimizations.stream_open import StreamOpenMiddleware
+from backend.services import sessions
+from tests.support.accounts import Login, login, make_user
+from tests.support.helpers import assert_error
+from tests.support.log_capture import captured_logs
+from tests.support.sse import Frame, frames
+
+EVENTS = "/api/v1/events"
+
+
+@pytest.fixture
+def fast_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    app = make_app(OPTIMIZATIONS=True, SSE_HEARTBEAT_SECONDS=1, SSE_RETRY_MS=500)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def flask_requests(fast_app: Flask) -> Iterator[list[str]]:
+    """The paths of the requests Flask itself handled."""
+    seen: list[str] = []
+
+    def note(_sender: Flask, **_extra: object) -> None:
+        seen.append(request.full_path)
+
+    request_started.connect(note, fast_app)
+    yield seen
+    request_started.disconnect(note, fast_app)
+
+
+@pytest.fixture
+def ada(fast_app: Flask) -> Login:
+    make_user("ada@example.test")
+    return login(fast_app.test_client(), "ada@example.test")
+
+
+def opened(client: FlaskClient, who: Login, query: str = "", **headers: str) -> TestResponse:
+    response = client.get(f"{EVENTS}{query}", headers={**who.headers, **headers}, buffered=False)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response
+
+
+def without_request_id(response: TestResponse) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in response.headers.items() if k != logs.REQUEST_ID_HEADER]
+
+
+def test_after_one_stream_through_flask_the_next_open_in_front_with_the_same_headers(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    client = fast_app.test_client()
+    flask_requests.clear()
+    through_flask = opened(client, ada, "?topics=products")
+    in_front = opened(client, ada, "?topics=products")
+    assert len(flask_requests) == 1  # the second never reached Flask
+    assert without_request_id(in_front) == without_request_id(through_flask)
+    assert in_front.headers[logs.REQUEST_ID_HEADER] != through_flask.headers[logs.REQUEST_ID_HEADER]
+    stream = frames(in_front.response)
+    assert next(stream).retry == 500
+    publish("products", "product.updated", {"id": 1})
+    assert next(stream).event == "product.updated"
+    through_flask.close()
+    in_front.close()
+
+
+def test_the_stream_opened_in_front_resumes_from_last_event_id(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()  # keeps the headers
+    first = publish(f"user:{ada.user_id}", "note", {"n": 1})
+    second = publish(f"user:{ada.user_id}", "note", {"n": 2})
+    flask_requests.clear()
+    response = opened(client, ada, **{"Last-Event-ID": f"user:{ada.user_id}={first}"})
+    stream = frames(response.response)
+    assert next(stream).retry == 500
+    replayed: Frame = next(stream)
+    assert (replayed.json, replayed.id) == ({"n": 2}, f"user:{ada.user_id}={second}")
+    assert flask_requests == []
+    response.close()
+
+
+def test_it_writes_the_access_line_and_keeps_the_request_id(fast_app: Flask, ada: Login) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()
+    with captured_logs(fast_app) as lines:
+        response = opened(client, ada, **{"X-Request-ID": "storm-1"})
+        response.close()
+    access = lines.access()
+    assert [(a["path"], a["status"], a["request_id"]) for a in access] == [(EVENTS, 200, "storm-1")]
+    assert response.headers[logs.REQUEST_ID_HEADER] == "storm-1"
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?ticket=abc", {}),  # tickets are Flask's
+        ("?topics=products&topics=admin", {}),
+        ("?last_event_id=x", {}),
+        ("", {"Origin": "https://shop.example.test"}),  # CORS is Flask's
+    ],
+)
+def test_what_it_cannot_vouch_for_goes_through_flask(
+    fast_app: Flask,
+    flask_requests: list[str],
+    ada: Login,
+    query: str,
+    headers: dict[str, str],
+) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()
+    flask_requests.clear()
+    response = client.get(f"{EVENTS}{query}", headers={**ada.headers, **headers}, buffered=False)
+    response.close()
+    assert len(flask_requests) == 1
+
+
+def test_a_request_with_a_cookie_goes_through_flask(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()
+    flask_requests.clear()
+    client.set_cookie("a", "b")
+    opened(client, ada).close()
+    assert len(flask_requests) == 1
+
+
+def test_refusals_are_the_main_paths(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()
+    flask_requests.clear()
+    assert_error(client.get(f"{EVENTS}?topics=admin", headers=ada.headers), 403, "forbidden")
+    assert_error(
+        client.get(EVENTS, headers={"Authorization": "Bearer not-a-token"}), 401, "unauthorized"
+    )
+    sessions.revoke_all_for(User.get_by_id(ada.user_id), reason="test")
+    assert_error(client.get(EVENTS, headers=ada.headers), 401, "token_revoked")
+    assert len(flask_requests) == 3
+
+
+def test_nothing_is_kept_when_the_hooks_changed(make_app: Callable[..., Flask]) -> None:
+    app = make_app(OPTIMIZATIONS=True)
+    app.after_request(lambda response: response)  # a hook the layer does not know
+    middleware = app.wsgi_app.wsgi_app  # type: ignore[attr-defined]  # under the replay
+    assert isinstance(middleware, StreamOpenMiddleware)
+    with app.app_context():
+        make_user("bob@example.test")
+        bob = login(app.test_client(), "bob@example.test")
+        for _ in range(2):
+            app.test_client().get(EVENTS, headers=bob.headers, buffered=False).close()
+    assert middleware.headers is None
+
+
+def test_redis_trouble_goes_to_flask_which_answers_503(fast_app: Flask, ada: Login) -> None:
+    client = fast_app.test_client()
+    opened(client, ada).close()
+    fast_app.extensions["redis"] = type(fast_app.extensions["redis"])(host="127.0.0.1", port=1)
+    try:
+        assert_error(client.get(EVENTS, headers=ada.headers), 503, "service_unavailable")
+    finally:
+        del fast_app.extensions["redis"]
