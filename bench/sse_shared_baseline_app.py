@@ -7,7 +7,7 @@ channel by its first client and never unsubscribed; one greenlet reads it and co
 message into the unbounded gevent queue of every client of that channel. Messages are
 flask-sse's JSON dicts, so the publisher of `bench/sse_baseline_app.py` serves both. A stream
 sends `retry: 3000` once Redis has confirmed its channel's subscription. No auth, replay,
-heartbeats, lifetimes or backpressure: the peer in bench/ANCHORS' "60-line app" row.
+heartbeats, lifetimes or backpressure: the anchors' "60-line shared-subscription app".
 """
 
 from __future__ import annotations
