@@ -1,17 +1,39 @@
-"""SSE fan-out benchmark: our `GET /api/v1/events` beside a flask-sse-style baseline, one run.
+"""SSE fan-out benchmark: our `GET /api/v1/events` beside a baseline, measured in one run.
 
-Usage: `.venv/bin/python bench/sse.py [--connections N] [--baseline-connections N]
-[--subscribers N] [--duration S] [--rate R] [--hold S] [--ramp K] [--skip-baseline]
-[--timeout S] [--keep]` (run it as a script; its helpers are imported as `bench.*`).
+Usage: `.venv/bin/python bench/sse.py [--scenario idle,latency,storm,loaded-latency | all]
+[--connections N] [--baseline-connections N] [--subscribers N] [--duration S] [--rate R]
+[--hold S] [--ramp K] [--storm N] [--storm-rate R] [--baseline-storm N] [--storm-topics T]
+[--storm-pending K] [--workers W] [--worker-connections C] [--connect-timeout S]
+[--skip-baseline] [--timeout S] [--keep]` (run it as a script; its helpers are imported as
+`bench.*`). The default is `--scenario idle,latency`. Issue #20's storm and latency under load,
+at its sizes (50,000 streams at 2,500/s, 3 workers, 1,000 subscribers at 10 events/s):
+`.venv/bin/python bench/sse.py --scenario storm,loaded-latency` (on a quiet machine; the
+default `--worker-connections` is whatever backend/gunicorn_conf.py decides, and a warning is
+printed if W x C cannot hold N).
 
-Both servers run under gunicorn's gevent worker, 2 workers, 20000 connections each: ours is the
-Procfile's `web` line in production mode; the baseline is `bench/sse_baseline_app.py` (one
-Redis Pub/Sub connection per client, as flask-sse does). For each server, on a fresh gunicorn:
-
-1. idle: open N streams from separate load processes (`bench/sse_load.py`), hold them, then
-   read the workers' RSS and CPU from /proc and Redis `connected_clients`;
-2. latency: `--subscribers` streams on `products`, `--rate` events/s for `--duration` s, each
-   carrying its send time; receive − send percentiles and the workers' CPU.
+Scenarios, each side on a fresh gunicorn (ours: the Procfile's `web` line in production mode,
+one user's Bearer token):
+- idle: `--connections` streams (baseline: `--baseline-connections`) opened from separate load
+  processes (`bench/sse_load.py`, `--ramp` handshakes in flight each), held `--hold` s; the
+  workers' RSS and CPU from /proc, Redis `connected_clients`. 2 workers, 20000 connections;
+  baseline `bench/sse_baseline_app.py` (flask-sse style: one Redis Pub/Sub connection per
+  client, so it cannot go past Redis's maxclients).
+- latency: `--subscribers` streams on `products`, `--rate` events/s for `--duration` s, each
+  carrying its send time; receive − send percentiles, delivery, the workers' CPU. Same servers.
+- storm: `--storm` streams started at `--storm-rate` per second, paced (stream i starts at
+  t0 + i/rate whether earlier ones are done or not), held `--hold` s; requested / held /
+  failures by reason, time to first byte and handshake percentiles, achieved rate, RSS per
+  held stream, the workers' CPU, Redis connections (total and per worker, at 10 % of the
+  streams and holding them all), fds per worker. `--workers` (3) workers; the baseline is
+  `bench/sse_shared_baseline_app.py` (the 60-line shared-subscription app: one Redis
+  subscriber per worker, gevent queues; flask-sse could not hold 10,000) under the same
+  gunicorn settings, with `--baseline-storm` streams (default: as many as ours).
+- loaded-latency: the latency measure while the storm's streams are still held (same
+  gunicorn; selecting it runs the storm). The storm's streams read the caller's own channel
+  only (unless `--storm-topics`), so the events on `products` reach the subscribers alone.
+Each table is ours | baseline | ratio; the storm's ends with issue #20's `target ...: met`
+lines (storm held with 0 failures and TTFB p99 <= 2 s; RSS <= 20 KB per held stream; p99 <=
+30 ms under load; Redis connections per process constant as streams grow).
 
 Uses `DATABASE_URL` / `REDIS_URL` when set (nothing is dropped or flushed), else a temporary
 SQLite file and the embedded Redis. Only loopback addresses are used. Every process started
@@ -31,9 +53,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,28 +67,23 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != R
 
 from bench import sse_load, sse_stack, stack  # noqa: E402 - needs the sys.path fix above
 from bench.sse_load import Plan, fleet, http_get, merge  # noqa: E402
-from bench.sse_report import Result, report  # noqa: E402
+from bench.sse_report import Result, StormResult, report  # noqa: E402
 from bench.sse_stack import redis_info  # noqa: E402
+from bench.sse_storm import (  # noqa: E402
+    Publish,
+    Side,
+    check_storm_limits,
+    effective_worker_connections,
+    measure_storm,
+    publish_for,
+    storm_report,
+)
 from bench.stack import HOST, cpu_seconds, outside_seconds, rss_kb  # noqa: E402
 
 EMAIL = "bench-sse@example.test"
 WORKERS = "2"
 CONNECTIONS = "20000"
-Publish = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class Side:
-    """One server under test and how to talk to it."""
-
-    name: str
-    command: str
-    env: dict[str, str]
-    idle_path: str
-    latency_path: str
-    grace: float  # seconds between SIGTERM and SIGKILL
-    login: Callable[[str], str | None]  # base URL -> bearer token (None: no auth)
-    publisher: Callable[[], AbstractContextManager[Publish]]
+SCENARIOS = ("idle", "latency", "storm", "loaded-latency")
 
 
 def plan_maker(side: Side, path: str, token: str | None, args: argparse.Namespace) -> Any:
@@ -128,15 +145,9 @@ def measure_latency(side: Side, count: int, args: argparse.Namespace, out: Resul
         with fleet(count, plan_maker(side, side.latency_path, token, args)) as (group, first):
             out.subscribers = merge(first)
             time.sleep(1.0)
-            workers = server.workers()
-            cpu, busy, started = cpu_seconds(workers), outside_seconds(), time.monotonic()
-            while time.monotonic() - started < args.duration:
-                publish({"sent_ns": time.time_ns(), "seq": out.published})
-                out.published += 1
-                time.sleep(max(0.0, started + out.published / args.rate - time.monotonic()))
-            wall = time.monotonic() - started
-            out.publish_cores = (cpu_seconds(workers) - cpu) / wall
-            out.publish_outside_cores = (outside_seconds() - busy) / wall
+            out.published, out.publish_cores, out.publish_outside_cores = publish_for(
+                publish, server.workers(), args
+            )
             time.sleep(2.0)  # stragglers
             out.latency = merge(group.ask("samples"))
     out.notes += [f"latency run, gunicorn log: {line}" for line in sse_stack.problems(server)]
@@ -172,12 +183,17 @@ def ours(env: dict[str, str], deadline: stack.Deadline) -> Side:
     )  # fmt: skip
 
 
-def baseline(env: dict[str, str]) -> Side:
-    """The flask-sse-style app under the same gunicorn worker class, count and connections."""
+def baseline(
+    env: dict[str, str],
+    name: str = "baseline",
+    app: str = "bench.sse_baseline_app:app",
+    workers: str = WORKERS,
+    connections: str = CONNECTIONS,
+) -> Side:
+    """A baseline app (flask-sse style by default) under gunicorn's gevent worker."""
     command = (
-        f"gunicorn -k gevent -w {WORKERS} --worker-connections {CONNECTIONS} "
-        f"--bind {HOST}:{env['PORT']} --no-control-socket --graceful-timeout 5 "
-        "bench.sse_baseline_app:app"
+        f"gunicorn -k gevent -w {workers} --worker-connections {connections} "
+        f"--bind {HOST}:{env['PORT']} --no-control-socket --graceful-timeout 5 {app}"
     )
 
     def check_patched(base: str) -> None:
@@ -198,19 +214,56 @@ def baseline(env: dict[str, str]) -> Side:
             client.close()
 
     return Side(
-        "baseline", command, env, "/stream?channel=sse", "/stream?channel=products",
+        name, command, env, "/stream?channel=sse", "/stream?channel=products",
         10.0, check_patched, publisher,
     )  # fmt: skip
 
 
+def storm_sides(our: Side, base_env: dict[str, str], args: argparse.Namespace) -> list[Side]:
+    """Return the storm's sides: ours, and the shared-subscription baseline unless skipped.
+
+    Ours gets `--workers` and `--worker-connections` (if unset: `WORKER_CONNECTIONS` from this
+    environment, else the server's config decides); the baseline the same count and the
+    connections that config arrived at.
+    """
+    env = {k: v for k, v in our.env.items() if k != "WORKER_CONNECTIONS"}
+    env |= {"WEB_CONCURRENCY": str(args.workers), "PORT": str(stack.free_port())}
+    wanted = args.worker_connections or os.environ.get("WORKER_CONNECTIONS")
+    if wanted:
+        env["WORKER_CONNECTIONS"] = str(wanted)
+    args.effective_connections = effective_worker_connections(env)
+    sides = [replace(our, env=env)]
+    if not args.skip_baseline:
+        shared_env = {**base_env, "PORT": str(stack.free_port())}
+        sides.append(baseline(
+            shared_env, "shared", "bench.sse_shared_baseline_app:app", str(args.workers),
+            str(args.effective_connections),
+        ))  # fmt: skip
+    return sides
+
+
 def run_side(side: Side, connections: int, args: argparse.Namespace) -> Result:
-    """Run both measures against `side`, each on a fresh gunicorn."""
+    """Run the selected idle / latency measures against `side`, each on a fresh gunicorn."""
     result = Result()
-    print(f"[{side.name}] idle: {connections} streams ...", file=sys.stderr, flush=True)
-    measure_idle(side, connections, args, result)
-    print(f"[{side.name}] latency: {args.subscribers} subscribers ...", file=sys.stderr)
-    measure_latency(side, args.subscribers, args, result)
+    if "idle" in args.scenarios:
+        print(f"[{side.name}] idle: {connections} streams ...", file=sys.stderr, flush=True)
+        measure_idle(side, connections, args, result)
+    if "latency" in args.scenarios:
+        print(f"[{side.name}] latency: {args.subscribers} subscribers ...", file=sys.stderr)
+        measure_latency(side, args.subscribers, args, result)
     return result
+
+
+def run_storms(sides: list[Side], args: argparse.Namespace) -> dict[str, StormResult]:
+    """Run the storm (and loaded-latency, if selected) against each side, fresh gunicorns."""
+    loaded = "loaded-latency" in args.scenarios
+    results = {}
+    for side in sides:
+        count = args.storm if side.name == "ours" else args.baseline_storm or args.storm
+        what = f"{count:,} streams at {args.storm_rate:,.0f}/s" + (", then latency" * loaded)
+        print(f"[{side.name}] storm: {what} ...", file=sys.stderr, flush=True)
+        results[side.name] = measure_storm(side, count, args, loaded)
+    return results
 
 
 def interrupt(signum: int, _frame: object) -> None:
@@ -224,21 +277,52 @@ def parse() -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add = parser.add_argument
+    add(
+        "--scenario",
+        default="idle,latency",
+        help=f"comma-separated, of {', '.join(SCENARIOS)} or all (loaded-latency runs the storm)",
+    )
     add("--connections", type=int, default=20000, help="idle streams on our backend")
     add("--baseline-connections", type=int, default=5000, help="idle streams on the baseline")
-    add("--subscribers", type=int, default=1000, help="streams in the latency measure")
+    add("--subscribers", type=int, default=1000, help="streams in the latency measures")
     add("--duration", type=float, default=10.0, help="seconds of publishing")
     add("--rate", type=float, default=10.0, help="events per second")
-    add("--hold", type=float, default=20.0, help="seconds to hold the idle streams")
+    add("--hold", type=float, default=20.0, help="seconds to hold the idle / storm streams")
     add("--ramp", type=int, default=50, help="handshakes in flight per load process")
+    add("--storm", type=int, default=50000, help="storm streams on our backend")
+    add("--storm-rate", type=float, default=2500.0, help="storm streams started per second")
+    add("--baseline-storm", type=int, help="storm streams on the shared baseline (--storm)")
+    add(
+        "--storm-topics",
+        default="",
+        help="?topics= of the storm's streams (default none: the caller's channel only, so the "
+        "loaded-latency events on products do not reach them)",
+    )
+    add(
+        "--storm-pending",
+        type=int,
+        help="handshakes pending at once per load process (default: no cap)",
+    )
+    add("--workers", type=int, default=3, help="gunicorn workers in the storm scenarios")
+    add(
+        "--worker-connections",
+        type=int,
+        help="WORKER_CONNECTIONS in the storm scenarios (default: the server's config decides)",
+    )
+    add("--connect-timeout", type=float, default=30.0, help="seconds for a stream's handshake")
     add("--skip-baseline", action="store_true", help="measure our backend only")
-    add("--timeout", type=float, default=1500.0, help="overall limit in seconds")
+    add("--timeout", type=float, default=2400.0, help="overall limit in seconds")
     add("--keep", action="store_true", help="keep the temp folder (gunicorn logs)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    names = {n.strip() for n in args.scenario.split(",") if n.strip()}
+    args.scenarios = set(SCENARIOS) if "all" in names else names
+    if unknown := args.scenarios - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    return args  # fmt: skip
 
 
 def main() -> None:
-    """Set up database and Redis, measure both sides, print the table; clean up always."""
+    """Set up database and Redis, measure the selected scenarios, print the tables; clean up."""
     args = parse()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # create_app configures logging
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
@@ -248,6 +332,8 @@ def main() -> None:
     args.deadline = stack.Deadline(args.timeout)
     args.tmp = tempfile.mkdtemp(prefix="bench-sse-")
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{args.tmp}/bench.db"
+    old = args.scenarios & {"idle", "latency"}
+    storms = args.scenarios & {"storm", "loaded-latency"}
     try:
         with stack.embedded_redis_if_needed() as (redis_url, redis_kind):
             base_env = {
@@ -264,22 +350,37 @@ def main() -> None:
             }  # fmt: skip
             with sse_stack.redis_monitor(redis_url) as monitor:
                 info = redis_info(monitor)
-            results = {"ours": run_side(ours(env, args.deadline), args.connections, args)}
-            if not args.skip_baseline:
-                side = baseline({**base_env, "PORT": str(stack.free_port())})
-                results["baseline"] = run_side(side, args.baseline_connections, args)
+            our = ours(env, args.deadline)
+            results, storm_results = {}, {}
+            if old:
+                results["ours"] = run_side(our, args.connections, args)
+                if not args.skip_baseline:
+                    side = baseline({**base_env, "PORT": str(stack.free_port())})
+                    results["baseline"] = run_side(side, args.baseline_connections, args)
+            if storms:
+                sides = storm_sides(our, base_env, args)
+                check_storm_limits(args)
+                storm_results = run_storms(sides, args)
         signal.alarm(0)
         db_kind = "SQLite (temp file)" if database_url.startswith("sqlite") else "PostgreSQL"
-        header = (
-            f"machine: {sse_stack.machine()}, Python {platform.python_version()}\n"
-            f"config: gunicorn -k gevent -w {WORKERS} --worker-connections {CONNECTIONS} "
-            f"(ours: Procfile web, ENV=production, SSE_HEARTBEAT_SECONDS="
-            f"{os.environ.get('SSE_HEARTBEAT_SECONDS', '15')}); {redis_kind} {info['version']} "
-            f"maxclients {info['maxclients']}; {db_kind}; load: <= {sse_load.PER_PROCESS} "
-            f"streams per process, {args.ramp} handshakes in flight each, loopback only; "
-            f"hold {args.hold:g} s; {args.rate:g} events/s for {args.duration:g} s"
+        print(f"command: .venv/bin/python bench/sse.py {' '.join(sys.argv[1:])}".rstrip())
+        print(
+            f"machine: {sse_stack.machine()}, Python {platform.python_version()}; {redis_kind} "
+            f"{info['version']} maxclients {info['maxclients']}; {db_kind}; "
+            f"SSE_HEARTBEAT_SECONDS={os.environ.get('SSE_HEARTBEAT_SECONDS', '15')}; load: <= "
+            f"{sse_load.PER_PROCESS} streams per process, each from its own 127.0.0.x (loopback)"
         )
-        report(results, header, args.hold)
+        if old:
+            header = (
+                f"idle/latency config: gunicorn -k gevent -w {WORKERS} --worker-connections "
+                f"{CONNECTIONS} (ours: Procfile web, ENV=production; baseline: "
+                f"bench/sse_baseline_app.py, flask-sse style); {args.ramp} handshakes in flight "
+                f"per load process; hold {args.hold:g} s; {args.rate:g} events/s for "
+                f"{args.duration:g} s"
+            )
+            report(results, header, args.hold)
+        if storms:
+            storm_report(storm_results, args)
     finally:
         signal.alarm(0)
         if args.keep:
