@@ -8,6 +8,7 @@ from flask import Response, current_app, request
 from flask_jwt_extended import verify_jwt_in_request
 from marshmallow import Schema, fields, validate
 
+from backend import draining
 from backend.api.blueprint import Blueprint
 from backend.api.security import auth_required, caller, session_id
 from backend.errors import ServiceUnavailable, Unauthorized
@@ -55,7 +56,14 @@ def create_ticket() -> dict[str, Any]:
 @blp.arguments(StreamQuerySchema, location="query")
 @blp.doc(
     security=[{"bearerAuth": []}, {}],
-    responses={200: {"description": "An event stream", "content": {"text/event-stream": {}}}},
+    responses={
+        200: {"description": "An event stream", "content": {"text/event-stream": {}}},
+        503: {
+            "description": "`service_unavailable`: Redis is unreachable; `draining`: this "
+            "instance is shutting down (open the stream again: behind a load balancer it "
+            "opens on another instance). Both with `Retry-After`."
+        },
+    },
 )
 def stream(query: dict[str, Any]) -> Response:
     """Stream live events (`text/event-stream`).
@@ -63,8 +71,15 @@ def stream(query: dict[str, Any]) -> Response:
     Always the caller's `user:{id}` channel, plus `?topics=` (`products`;
     `admin` for admins). Authenticate with a Bearer token or `?ticket=`.
     Resume with `Last-Event-ID` (or `?last_event_id=`); when the missed events
-    are no longer kept, the first event is `stream.reset`.
+    are no longer kept, the first event is `stream.reset`. Open streams end
+    when the instance shuts down, with a short `retry:`: reconnect and resume.
     """
+    if draining.active():  # a new stream would hold the shutdown up until it is cut
+        raise ServiceUnavailable(
+            "This instance is shutting down; open the stream again.",
+            error="draining",
+            headers={"Retry-After": "1"},
+        )
     user, sid = _authenticate(query.get("ticket"))
     topics = [t.strip() for t in query["topics"].split(",") if t.strip()]
     channels = realtime.channels_for(user=user, topics=topics)
