@@ -26,7 +26,9 @@ ready="${READY_URL:-http://127.0.0.1:{port\}/readyz}"
 
 for port in "${ports[@]}"; do
     echo "== restarting the instance on port $port"
+    started=$SECONDS
     bash -c "${restart//\{port\}/$port}"
+    echo "== port $port stopped after $((SECONDS - started)) s (drained)"
     url="${ready//\{port\}/$port}"
     deadline=$((SECONDS + ${READY_TIMEOUT:-60}))
     until curl --silent --fail --output /dev/null --max-time 2 "$url"; do
@@ -36,7 +38,7 @@ for port in "${ports[@]}"; do
         fi
         sleep 0.2
     done
-    echo "== port $port is ready"
+    echo "== port $port is ready $((SECONDS - started)) s after the restart began"
     sleep "${SETTLE_SECONDS:-6}"
 done
 echo "== all ${#ports[@]} instances restarted"

@@ -439,5 +439,5 @@ def test_a_rolling_restart_through_nginx_loses_no_request_and_no_event(stack: St
     print(  # for the CI log (pytest -rP)
         f"rolling restart: {len(outcomes)} requests ({len(orders)} orders), none failed; "
         f"nginx passed {len(retried)} on to the other instance; streams resumed "
-        f"{[len(s.statuses) - 1 for s in streams]} times"
+        f"{[len(s.statuses) - 1 for s in streams]} times\n{restarted.stdout}"
     )

@@ -148,7 +148,7 @@ class ResumingStream:
                     self.events.append(frame)
 
     def close(self) -> None:
-        """Stop reading (and resuming)."""
+        """Stop reading (and resuming); the read in progress ends with its next chunk."""
         self._stopping.set()
         self._client.close()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=1)
