@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from backend import draining
 from backend.config import VAR_DIR
 from backend.web_sizing import for_this_box
 
@@ -63,8 +64,13 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """End event streams promptly on SIGTERM; freeze the loaded app out of the GC.
+    """Drain on SIGTERM (see `backend.draining`); freeze the loaded app out of the GC.
 
+    On SIGTERM (a graceful stop of the instance) the worker starts draining:
+    `/readyz` answers 503, requests in flight close their connection after
+    their response, and event streams end at once (with a `retry:` hint) so
+    their clients resume on another instance; then gunicorn's own handler
+    stops accepting and waits for the rest, up to `graceful_timeout`.
     The freeze is part of the optimisation layer (`backend.optimizations.gc_freeze`).
     """
     import signal
@@ -75,10 +81,21 @@ def post_worker_init(worker: Any) -> None:
     freeze_loaded_app(worker.wsgi)
 
     def stop(signum: int, frame: Any) -> None:
+        draining.begin()
         close_all()
         worker.handle_exit(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Track the request, so that draining can close its connection after the response."""
+    draining.track(req)
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """The response is done: stop tracking its request."""
+    draining.untrack(req)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -175,6 +175,17 @@ class EventStream:
             elif now - last_write >= self.settings.heartbeat_seconds:
                 last_write = now
                 yield ": keep-alive\n\n"
+        if self.subscriber.ended == "shutdown":
+            yield self._resume_hint()
+
+    def _resume_hint(self) -> str:
+        """A `retry:` for a stream the process ends as it shuts down: reconnect soon, elsewhere.
+
+        Spread over a tenth to all of `retry_ms`, so that the streams of an instance
+        do not all reconnect to the others at once.
+        """
+        retry_ms = self.settings.retry_ms
+        return f"retry: {random.randint(max(1, retry_ms // 10), max(1, retry_ms))}\n\n"  # noqa: S311
 
     def _still_signed_in(self) -> bool:
         # A fallback: revocations are also pushed to the hub, which ends streams at once.

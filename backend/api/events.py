@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, current_app, request
 from marshmallow import Schema, fields, validate
 
+from backend import draining
 from backend.api.blueprint import Blueprint
 from backend.api.security import access_claims, auth_required, caller, session_id
 from backend.errors import ServiceUnavailable
@@ -55,7 +56,14 @@ def create_ticket() -> dict[str, Any]:
 @blp.arguments(StreamQuerySchema, location="query")
 @blp.doc(
     security=[{"bearerAuth": []}, {}],
-    responses={200: {"description": "An event stream", "content": {"text/event-stream": {}}}},
+    responses={
+        200: {"description": "An event stream", "content": {"text/event-stream": {}}},
+        503: {
+            "description": "`service_unavailable`: Redis is unreachable; `draining`: this "
+            "instance is shutting down (open the stream again: behind a load balancer it "
+            "opens on another instance). Both with `Retry-After`."
+        },
+    },
 )
 def stream(query: dict[str, Any]) -> Response:
     """Stream live events (`text/event-stream`).
@@ -63,7 +71,8 @@ def stream(query: dict[str, Any]) -> Response:
     Always the caller's `user:{id}` channel, plus `?topics=` (`products`;
     `admin` for admins). Authenticate with a Bearer token or `?ticket=`.
     Resume with `Last-Event-ID` (or `?last_event_id=`); when the missed events
-    are no longer kept, the first event is `stream.reset`.
+    are no longer kept, the first event is `stream.reset`. Open streams end
+    when the instance shuts down, with a short `retry:`: reconnect and resume.
     """
     listener = _listener(query.get("ticket"))
     body = open_stream(
@@ -81,8 +90,15 @@ def open_stream(
 
     `topics` is the `?topics=` value. Raises `Forbidden` for a topic the
     listener may not read and `ServiceUnavailable` when the hub cannot
-    subscribe; a Redis error propagates (answered 503). Needs an app context.
+    subscribe or the instance is draining (`draining`); a Redis error
+    propagates (answered 503). Needs an app context.
     """
+    if draining.active():  # a new stream would hold the shutdown up until it is cut
+        raise ServiceUnavailable(
+            "This instance is shutting down; open the stream again.",
+            error="draining",
+            headers={"Retry-After": "1"},
+        )
     names = [t.strip() for t in topics.split(",") if t.strip()]
     channels = realtime.channels_for(listener=listener, topics=names)
     app = current_app._get_current_object()  # type: ignore[attr-defined]

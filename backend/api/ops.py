@@ -40,9 +40,28 @@ def healthz() -> dict[str, Any]:
 
 @blp.route("/readyz")
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, description="The database or Redis is unreachable.")
+@blp.alt_response(
+    503,
+    description=(
+        "Not ready, in the error shape: `service_unavailable` when the database or Redis is "
+        "unreachable (`errors` names each), or `draining` while this process shuts down "
+        'gracefully (`errors`: `{"instance": "draining"}`, `Retry-After`); a '
+        "health-checking load balancer then sends requests to the other instances."
+    ),
+    example={
+        "code": 503,
+        "status": "Service Unavailable",
+        "error": "draining",
+        "message": "Draining: this instance is shutting down; send requests to another one.",
+        "errors": {"instance": "draining"},
+    },
+)
 def readyz() -> dict[str, Any]:
-    """Report whether the database and Redis are reachable."""
+    """Report whether this process serves: not draining, database and Redis reachable.
+
+    A process drains from the SIGTERM of a graceful stop (a restart) until it
+    exits: it finishes its requests and ends its event streams meanwhile.
+    """
     return {"status": "ok", "checks": health.check_readiness()}
 
 

@@ -1,9 +1,10 @@
-"""Readiness: can this process reach its database and Redis right now?"""
+"""Readiness: is this process serving (not draining), and can it reach its database and Redis?"""
 
 from __future__ import annotations
 
 from flask import current_app
 
+from backend import draining
 from backend.db import db
 from backend.errors import ServiceUnavailable
 from backend.redis_store import redis_target, short_lived_client
@@ -21,11 +22,23 @@ def _check_redis(timeout: float) -> None:
         client.ping()
 
 
+DRAINING_RETRY_AFTER = "1"
+
+
 def check_readiness() -> dict[str, str]:
     """Return `{"database": "ok", "redis": "ok"}` when both answer within the timeout.
 
-    Raises `ServiceUnavailable` whose `errors` names each failing dependency.
+    Raises `ServiceUnavailable` whose `errors` names each failing dependency;
+    while the process drains (a graceful shutdown), `draining` with
+    `{"instance": "draining"}`, before looking at either.
     """
+    if draining.active():
+        raise ServiceUnavailable(
+            "Draining: this instance is shutting down; send requests to another one.",
+            error="draining",
+            errors={"instance": "draining"},
+            headers={"Retry-After": DRAINING_RETRY_AFTER},
+        )
     timeout = float(current_app.config["READYZ_TIMEOUT"])
     problems: dict[str, str] = {}
     for name, check in (("database", _check_database), ("redis", lambda: _check_redis(timeout))):

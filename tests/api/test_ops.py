@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from backend import draining
 from tests.support.helpers import assert_error
 from tests.support.log_capture import captured_logs
 
@@ -41,6 +42,40 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app: Callable[..., 
     response = app.test_client().get("/readyz")
     body = assert_error(response, 503, "service_unavailable")
     assert body["errors"] == {"database": "OperationalError"}
+
+
+@pytest.fixture
+def draining_process() -> Iterator[None]:
+    """This process drains (as after gunicorn's SIGTERM) for the test."""
+    draining.begin()
+    try:
+        yield
+    finally:
+        draining.reset()
+
+
+def test_readyz_is_503_draining_while_the_process_shuts_down(
+    client: FlaskClient, draining_process: None
+) -> None:
+    response = client.get("/readyz")
+    body = assert_error(response, 503, "draining")
+    assert body["errors"] == {"instance": "draining"}
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/healthz").status_code == 200  # alive all the same
+    assert client.get("/api/v1/products").status_code == 200  # and serving what it is sent
+
+
+def test_readyz_is_ok_again_when_draining_is_called_off(client: FlaskClient) -> None:
+    draining.begin()
+    draining.reset()
+    assert client.get("/readyz").status_code == 200
+
+
+def test_the_openapi_document_says_readyz_drains(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    answers = document["paths"]["/readyz"]["get"]["responses"]
+    assert "draining" in answers["503"]["description"]
+    assert answers["503"]["content"]["application/json"]["example"]["error"] == "draining"
 
 
 def test_metrics_count_requests_by_endpoint_and_show_queue_depths(client: FlaskClient) -> None:

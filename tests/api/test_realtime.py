@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from backend import draining
 from backend.events import publish, stream_key
 from backend.redis_store import get_redis, redis_url
 from backend.sse import hub_for
@@ -217,12 +218,33 @@ def test_streams_end_after_their_maximum_lifetime(make_app: Callable[..., Flask]
         assert list(open_stream(client, ada)) == []
 
 
-def test_closing_the_hub_ends_every_stream(
+def test_closing_the_hub_ends_every_stream_with_a_retry_hint(
     sse_app: Flask, sse_client: FlaskClient, ada: Login
 ) -> None:
     stream = open_stream(sse_client, ada)
-    hub_for(redis_url()).close()
-    assert list(stream) == []
+    hub_for(redis_url()).close()  # what a worker's SIGTERM does
+    (hint,) = list(stream)  # no event: only when to reconnect, spread over 50-500 ms
+    assert hint.event is None
+    assert hint.retry is not None
+    assert 50 <= hint.retry <= 500
+
+
+@pytest.fixture
+def draining_process() -> Iterator[None]:
+    """This process drains (as after a SIGTERM) for the test."""
+    draining.begin()
+    try:
+        yield
+    finally:
+        draining.reset()
+
+
+def test_a_draining_process_refuses_new_streams_so_they_open_elsewhere(
+    sse_client: FlaskClient, ada: Login, draining_process: None
+) -> None:
+    response = sse_client.get(f"{API}/events", headers=ada.headers)
+    assert_error(response, 503, "draining")
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_channels_are_subscribed_once_and_released_after_the_last_reader(

@@ -95,3 +95,60 @@ class LiveStream:
 
     def close(self) -> None:
         self._client.close()
+
+
+class ResumingStream:
+    """An SSE client that resumes as a browser's EventSource does, on a background thread.
+
+    When a stream ends it waits the last `retry:` it was sent and reconnects with
+    `Last-Event-ID`; it records the status of every (re)connection and every event.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        import threading
+
+        import httpx
+
+        self.url, self.headers = url, headers
+        self.statuses: list[int] = []  # one per connection: the first, then each resume
+        self.resumed_from: list[str | None] = []  # the Last-Event-ID each connection sent
+        self.events: list[Frame] = []
+        self.retry_ms = 3000
+        self.error: Exception | None = None
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=60.0))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._connected.wait(10):
+            raise AssertionError(f"no response from {url}")
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._read_once()
+                self._stopping.wait(self.retry_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - closing the client ends the read
+            if not self._stopping.is_set():
+                self.error = exc
+
+    def _read_once(self) -> None:
+        last = self.events[-1].id if self.events else None
+        headers = {**self.headers, **({"Last-Event-ID": last} if last else {})}
+        with self._client.stream("GET", self.url, headers=headers) as response:
+            self.statuses.append(response.status_code)
+            self.resumed_from.append(last)
+            self._connected.set()
+            if response.status_code != 200:
+                return
+            for frame in frames(response.iter_text()):
+                if frame.retry is not None:
+                    self.retry_ms = frame.retry
+                if frame.event is not None:
+                    self.events.append(frame)
+
+    def close(self) -> None:
+        """Stop reading (and resuming); the read in progress ends with its next chunk."""
+        self._stopping.set()
+        self._client.close()
+        self._thread.join(timeout=1)
