@@ -9,10 +9,10 @@ the stream knows nothing of accounts.
 
 from __future__ import annotations
 
-import queue
+import itertools
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -101,31 +101,50 @@ class EventStream:
         self.settings = settings
         self.resume_from = resume_from
         self.subscriber = Subscriber(channels, session_id=session_id, maxsize=settings.queue_size)
+        self.cursor: Cursor = {}  # where the client is, once open
+        self.closed = False
         lifetime = settings.max_lifetime_seconds
         self.deadline = time.monotonic() + lifetime * random.uniform(0.9, 1.0)  # noqa: S311
 
-    def __iter__(self) -> Iterator[str]:
-        """Yield the SSE text: `retry:`, missed events, then live events and heartbeats.
+    def open(self) -> list[str]:
+        """Subscribe, read what the client missed, and return the stream's first chunks.
 
-        The first item is produced only after the subscription is confirmed and
-        the missed events are read, so nothing published meanwhile is lost.
+        The chunks are `retry:`, a `stream.reset` where history is gone, and the
+        missed events; the subscription is confirmed before the missed events
+        are read, so nothing published meanwhile is lost. Raises
+        `HubUnavailable` (and Redis errors) with nothing left subscribed.
         """
         with self.app.app_context():
             self.hub.add(self.subscriber)
-        try:
-            with self.app.app_context():
+            try:
                 cursor, missed, reset = self._catch_up()
-            yield f"retry: {self.settings.retry_ms}\n\n"
-            if reset:
-                channels = ",".join(f'"{c}"' for c in reset)
-                yield frame("stream.reset", f'{{"channels":[{channels}]}}', cursor)
-            for event in missed:
-                cursor[event.channel] = event.id
-                DELIVERED.inc()
-                yield frame(event.type, event.data, cursor)
-            yield from self._live(cursor)
-        finally:
+            except BaseException:
+                self.close()
+                raise
+        self.cursor = cursor
+        chunks = [f"retry: {self.settings.retry_ms}\n\n"]
+        if reset:
+            channels = ",".join(f'"{c}"' for c in reset)
+            chunks.append(frame("stream.reset", f'{{"channels":[{channels}]}}', cursor))
+        for event in missed:
+            cursor[event.channel] = event.id
+            DELIVERED.inc()
+            chunks.append(frame(event.type, event.data, cursor))
+        return chunks
+
+    def close(self) -> None:
+        """Stop receiving events (idempotent)."""
+        if not self.closed:
+            self.closed = True
             self.hub.remove(self.subscriber)
+
+    def __iter__(self) -> Iterator[str]:
+        """Yield the whole stream: `open()`'s chunks, then `live()`."""
+        try:
+            yield from self.open()
+            yield from self.live()
+        finally:
+            self.close()
 
     def _catch_up(self) -> tuple[Cursor, list[Event], list[str]]:
         """The cursor to go live from, the missed events to replay, and the channels reset.
@@ -154,14 +173,22 @@ class EventStream:
         missed.sort(key=lambda event: event.position)
         return cursor, missed, list(channels) if malformed else gone
 
+    def live(self) -> Generator[str, None, None]:
+        """Yield live events and heartbeats after `open()` until the stream ends; then close.
+
+        Ends at the stream's lifetime, when the hub ends it (revoked, overflow,
+        shutdown: then with a `retry:` hint), or when the session is found ended.
+        """
+        try:
+            yield from self._live(self.cursor)
+        finally:
+            self.close()
+
     def _live(self, cursor: Cursor) -> Iterator[str]:
         last_write = time.monotonic()
         last_check = last_write
         while self.subscriber.ended is None and time.monotonic() < self.deadline:
-            try:
-                event = self.subscriber.queue.get(timeout=self.settings.heartbeat_seconds)
-            except queue.Empty:
-                event = None
+            event = self.subscriber.next_event(self.settings.heartbeat_seconds)
             now = time.monotonic()
             if now - last_check >= self.settings.revalidate_seconds:
                 last_check = now
@@ -201,3 +228,34 @@ class EventStream:
 
 def _position(cursor: Cursor, channel: str) -> tuple[int, int]:
     return parse_id(cursor.get(channel, "0-0"))
+
+
+class StreamBody:
+    """An opened stream as a WSGI response body: its first chunks, then `live()`.
+
+    `close()` (every WSGI server calls it when the response ends or the client
+    goes) unsubscribes, even when iteration never began.
+    """
+
+    def __init__(self, stream: EventStream, first: list[str]) -> None:
+        """Wrap `stream`, already opened, whose `open()` returned `first`."""
+        self.stream = stream
+        self.first = first
+        self._live: Generator[str, None, None] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        """The chunks; C-level chaining keeps the stack shallow while the stream waits."""
+        self._live = self.stream.live()
+        return itertools.chain(self.first, self._live)
+
+    def close(self) -> None:
+        """End the stream."""
+        live = self._live
+        if live is not None:
+            live.close()
+        self.stream.close()
+
+    def __del__(self) -> None:
+        # A body dropped unclosed (a caller that read only the first chunks) still
+        # unsubscribes: `live()` never started has no `finally` to run.
+        self.stream.close()

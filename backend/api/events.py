@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request
@@ -15,7 +14,7 @@ from backend.errors import ServiceUnavailable
 from backend.redis_store import redis_target
 from backend.services import realtime, sessions
 from backend.sse import HubUnavailable, hub_for
-from backend.streaming import EventStream, StreamSettings, decode_cursor
+from backend.streaming import EventStream, StreamBody, StreamSettings, decode_cursor
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Live events (SSE).")
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -85,7 +84,7 @@ def stream(query: dict[str, Any]) -> Response:
 
 def open_stream(
     *, listener: realtime.Listener, topics: str, last_event_id: str | None
-) -> Iterator[str]:
+) -> StreamBody:
     """Return `listener`'s stream body, subscribed and caught up (its first item is ready).
 
     `topics` is the `?topics=` value. Raises `Forbidden` for a topic the
@@ -112,16 +111,10 @@ def open_stream(
         session_active=_session_active,
     )
     try:
-        iterator = iter(body)
-        first = next(iterator)  # subscribes and reads history now: a failure is a 503
+        first = body.open()  # subscribes and reads history now: a failure is a 503
     except HubUnavailable as exc:
         raise ServiceUnavailable("Live events are unavailable; retry shortly.") from exc
-    return _chain(first, iterator)
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+    return StreamBody(body, first)
 
 
 def _listener(ticket: str | None) -> realtime.Listener:

@@ -42,6 +42,7 @@ from backend.errors import DomainError
 from backend.optimizations.authenticated import TokenVerifier
 from backend.optimizations.replay import Environ, StartResponse, WSGIApp, request_hooks
 from backend.services import realtime
+from backend.streaming import StreamBody
 
 STREAM_ENDPOINT = "events.stream"
 OPENED_STATUS = "200 OK"
@@ -98,7 +99,7 @@ class StreamOpenMiddleware:
         found = TOPICS_QUERY.match(environ.get("QUERY_STRING", "")) if eligible else None
         return None if found is None else found.group(1) or ""
 
-    def _open(self, environ: Environ, topics: str) -> Iterator[bytes] | None:
+    def _open(self, environ: Environ, topics: str) -> _EncodedBody | None:
         claims = self.tokens.claims_of(environ["HTTP_AUTHORIZATION"])
         if claims is None:
             return None
@@ -114,7 +115,7 @@ class StreamOpenMiddleware:
                 )
             except (DomainError, redis.RedisError, ValueError):
                 return None  # Flask answers it, in the main path's words
-        return _encoded(body)
+        return _EncodedBody(body)
 
     def _run_and_keep(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Open through Flask and keep the status and headers it sent, if they may be reused."""
@@ -135,15 +136,17 @@ class StreamOpenMiddleware:
         return self.wsgi_app(environ, keep)
 
 
-def _encoded(body: Iterator[str]) -> Iterator[bytes]:
-    """The body as bytes (what Flask's `Response` sends for a text iterator); closes with it."""
-    try:
-        for text in body:
-            yield text.encode()
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+class _EncodedBody:
+    """The stream body as bytes (what Flask's `Response` sends for text); closes with it."""
+
+    def __init__(self, body: StreamBody) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(str.encode, self.body)  # C all the way down to the stream's generator
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def init_app(app: Flask, tokens: TokenVerifier) -> None:
