@@ -113,8 +113,11 @@ class Hub:
     def add(self, subscriber: Subscriber) -> None:
         """Start delivering to `subscriber`; returns once Redis confirmed its channels.
 
-        Raises `HubUnavailable` if Redis does not confirm within a few seconds.
+        Raises `HubUnavailable` if Redis does not confirm within a few seconds, or
+        at once when the hub is closing (the process is shutting down).
         """
+        if self.closing:
+            raise HubUnavailable("this process is shutting down")
         self._ensure_running()
         waits = []
         new_channels = False
@@ -273,6 +276,7 @@ class Hub:
 
 _hubs: dict[RedisTarget, Hub] = {}
 _hubs_lock = threading.Lock()
+_shutting_down = False  # set by close_all: closed hubs are not replaced any more
 
 
 def hub_for(target: RedisTarget | str) -> Hub:
@@ -281,12 +285,14 @@ def hub_for(target: RedisTarget | str) -> Hub:
         target = RedisTarget(url=target)
     with _hubs_lock:
         hub = _hubs.get(target)
-        if hub is None or hub.closing:
+        if hub is None or (hub.closing and not _shutting_down):
             hub = _hubs[target] = Hub(target)
         return hub
 
 
 def close_all() -> None:
-    """End every stream of every hub in this process (worker shutdown)."""
+    """End every stream of every hub in this process, and refuse new ones (worker shutdown)."""
+    global _shutting_down  # noqa: PLW0603 - once per process, from the SIGTERM handler
+    _shutting_down = True
     for hub in list(_hubs.values()):
         hub.close()

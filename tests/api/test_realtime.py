@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from backend import draining
 from backend.events import publish, stream_key
-from backend.redis_store import get_redis, redis_url
-from backend.sse import hub_for
+from backend.redis_store import RedisTarget, get_redis, redis_url
+from backend.sse import Hub, HubUnavailable, Subscriber, hub_for
 from backend.streaming import decode_cursor, encode_cursor
 from tests.support.accounts import Login, login, make_user
 from tests.support.helpers import assert_error
@@ -227,6 +227,14 @@ def test_closing_the_hub_ends_every_stream_with_a_retry_hint(
     assert hint.event is None
     assert hint.retry is not None
     assert 50 <= hint.retry <= 500
+
+
+def test_a_closing_hub_takes_no_new_stream(sse_app: Flask) -> None:
+    hub = Hub(RedisTarget(url=redis_url()))
+    hub.close()
+    with pytest.raises(HubUnavailable, match="shutting down"):
+        hub.add(Subscriber(["products"], session_id=1, maxsize=1))
+    assert hub.subscriber_count() == 0
 
 
 @pytest.fixture

@@ -21,12 +21,10 @@ the client retries and still ends up with every event; any other status, and any
 loss, duplicate or reordering, fails the test.
 
 The leaving workers must also be gone within 10 s of their SIGTERM (the README:
-restarts never hang). They are not yet: a stream that reconnects to a worker in
-the second between its SIGTERM handler ending every stream and gunicorn closing
-its listener is served on a fresh hub and holds the worker until gunicorn's
-`graceful_timeout` (20 s). Nothing is lost (the stream still delivers, then is
-cut and resumes), so the test checks delivery first and reports the hang as an
-expected failure (xfail) until `backend/sse.py` refuses streams after shutdown.
+restarts never hang): a stream that reconnects to a worker in the second between
+its SIGTERM handler ending every stream and gunicorn closing its listener is
+refused (503 `draining`, Retry-After) instead of holding the worker until
+gunicorn's `graceful_timeout` (20 s); the client retries and lands elsewhere.
 """
 
 from __future__ import annotations
@@ -414,12 +412,7 @@ def test_a_reconnect_storm_after_worker_restarts_loses_and_repeats_nothing(
     assert all(truth.values()), {channel: len(events) for channel, events in truth.items()}
     assert elapsed < 60
     hung = {phase: report[phase]["leaving"] for phase in PHASES if report[phase]["exit_s"] is None}
-    if hung:
-        # A known bug, kept visible: streams that reconnect to a worker after its SIGTERM
-        # handler ran (close_all) but before gunicorn stops accepting (up to 1 s later) get a
-        # fresh hub and keep the worker alive until graceful_timeout (20 s). Nothing is lost;
-        # the restart hangs. Make this a plain assert once backend/sse.py refuses them.
-        pytest.xfail(f"workers {hung} outlived their SIGTERM by more than {EXIT_BOUND} s")
+    assert not hung, f"workers {hung} outlived their SIGTERM by more than {EXIT_BOUND} s"
 
 
 def describe(
