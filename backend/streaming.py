@@ -178,32 +178,36 @@ class EventStream:
 
         Ends at the stream's lifetime, when the hub ends it (revoked, overflow,
         shutdown: then with a `retry:` hint), or when the session is found ended.
+        One generator with no delegation: its stack is what a waiting stream keeps.
         """
+        cursor = self.cursor
+        last_write = last_check = time.monotonic()
         try:
-            yield from self._live(self.cursor)
+            while self.subscriber.ended is None and time.monotonic() < self.deadline:
+                event = self.subscriber.next_event(self.settings.heartbeat_seconds)
+                now = time.monotonic()
+                if now - last_check >= self.settings.revalidate_seconds:
+                    last_check = now
+                    if not self._still_signed_in():
+                        return
+                chunk = self._chunk(event, cursor, idle=now - last_write)
+                if chunk is not None:
+                    last_write = now
+                    yield chunk
+            if self.subscriber.ended == "shutdown":
+                yield self._resume_hint()
         finally:
             self.close()
 
-    def _live(self, cursor: Cursor) -> Iterator[str]:
-        last_write = time.monotonic()
-        last_check = last_write
-        while self.subscriber.ended is None and time.monotonic() < self.deadline:
-            event = self.subscriber.next_event(self.settings.heartbeat_seconds)
-            now = time.monotonic()
-            if now - last_check >= self.settings.revalidate_seconds:
-                last_check = now
-                if not self._still_signed_in():
-                    return
-            if event is not None and event.position > _position(cursor, event.channel):
-                cursor[event.channel] = event.id
-                DELIVERED.inc()
-                last_write = now
-                yield frame(event.type, event.data, cursor)
-            elif now - last_write >= self.settings.heartbeat_seconds:
-                last_write = now
-                yield ": keep-alive\n\n"
-        if self.subscriber.ended == "shutdown":
-            yield self._resume_hint()
+    def _chunk(self, event: Event | None, cursor: Cursor, *, idle: float) -> str | None:
+        """The frame of `event` if the client lacks it, else a heartbeat once idle long enough."""
+        if event is not None and event.position > _position(cursor, event.channel):
+            cursor[event.channel] = event.id
+            DELIVERED.inc()
+            return frame(event.type, event.data, cursor)
+        if idle >= self.settings.heartbeat_seconds:
+            return ": keep-alive\n\n"
+        return None
 
     def _resume_hint(self) -> str:
         """A `retry:` for a stream the process ends as it shuts down: reconnect soon, elsewhere.
