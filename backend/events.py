@@ -18,7 +18,7 @@ import redis
 from flask import current_app
 
 from backend.db import db
-from backend.redis_store import get_redis
+from backend.redis_store import get_redis, round_trip
 
 STREAM_PREFIX = "events:"
 LIVE_PREFIX = "events:live:"
@@ -140,12 +140,10 @@ def latest_id(client: redis.Redis, channel: str) -> str:
 
 def latest_ids(client: redis.Redis, channels: list[str]) -> dict[str, str]:
     """Return the id of the newest event of each channel (`"0-0"` for none), in one round trip."""
-    if not channels:
-        return {}
-    with client.pipeline(transaction=False) as pipe:
-        for channel in channels:
-            pipe.xrevrange(stream_key(channel), count=1)
-        newest = cast(list[Entries], pipe.execute())
+    newest = cast(
+        list[Entries],
+        round_trip(client, [("XREVRANGE", stream_key(c), "+", "-", "COUNT", 1) for c in channels]),
+    )
     return {
         channel: _decode(entries[0][0]) if entries else "0-0"
         for channel, entries in zip(channels, newest, strict=True)
@@ -173,13 +171,16 @@ def histories_after(
         return {}
     for after in positions.values():
         parse_id(after)  # ValueError for garbage
-    with client.pipeline(transaction=False) as pipe:
-        for channel, after in positions.items():
-            # From the last seen event itself: trimming removes the oldest entries
-            # first, so if it is still there, everything after it is too.
-            start = "-" if after == "0-0" else after
-            pipe.xrange(stream_key(channel), min=start, count=limit + 2)
-        replies = cast(list[Entries], pipe.execute())
+    # From the last seen event itself: trimming removes the oldest entries first,
+    # so if it is still there, everything after it is too.
+    replies = cast(
+        list[Entries],
+        round_trip(client, [
+            ("XRANGE", stream_key(channel), "-" if after == "0-0" else after, "+",
+             "COUNT", limit + 2)
+            for channel, after in positions.items()
+        ]),
+    )  # fmt: skip
     return {
         channel: _history(channel, after, entries, limit)
         for (channel, after), entries in zip(positions.items(), replies, strict=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from redis.driver_info import DriverInfo
 from redis.sentinel import SentinelConnectionPool
 
@@ -159,6 +159,32 @@ def get_redis() -> redis.Redis:
         client = client_for(redis_target(app))
         app.extensions["redis"] = client
     return client
+
+
+Command = tuple[Any, ...]  # a Redis command and its arguments, e.g. ("GET", "key")
+ROUND_TRIPS = "backend.redis_round_trips"  # app.extensions: an installed `round_trip`
+
+
+def round_trip(client: redis.Redis, commands: list[Command]) -> list[Any]:
+    """Run `commands` on `client` in one round trip; return their replies in order.
+
+    Replies are parsed as the client's own methods parse them; a command Redis
+    refused raises its error (the others still ran), a connection error raises.
+    For the app's own client (`get_redis()`) the optimisation layer may install
+    a runner under `ROUND_TRIPS` that shares one round trip among the callers
+    arriving together (event streams opened in a storm).
+    """
+    if not commands:
+        return []
+    extensions = current_app.extensions if has_app_context() else {}
+    installed = extensions.get(ROUND_TRIPS)
+    if installed is not None and client is extensions.get("redis"):
+        replies: list[Any] = installed(commands)
+        return replies
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
 
 
 def ride_out_failovers(client: redis.Redis, *, seconds: float) -> None:

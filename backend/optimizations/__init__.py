@@ -16,6 +16,8 @@ development). Each module says what it speeds up, the benchmark row in
   and `GET /orders/{id}` read with one prepared query;
 - `stream_open`: Bearer event streams opened in front of Flask (a reconnect
   storm's cost per stream), with the main path's checks and body;
+- `round_trips`: Redis round trips of callers arriving together sent as one
+  pipeline (`redis_store.round_trip`);
 - `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
   they were returned under a second ago;
 - `gc_freeze`: the loaded app kept out of full GC collections (called from
@@ -26,7 +28,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from backend.optimizations import authenticated, catalog_cache, pool, replay, stream_open
+from backend.optimizations import (
+    authenticated,
+    catalog_cache,
+    pool,
+    replay,
+    round_trips,
+    stream_open,
+)
 
 
 def init_app(app: Flask) -> None:
@@ -36,6 +45,7 @@ def init_app(app: Flask) -> None:
     pool.init_app(app)
     catalog = catalog_cache.init_app(app)
     tokens = authenticated.init_app(app)
+    round_trips.init_app(app)
     # Last: these two stand in for the request hooks installed so far.
     stream_open.init_app(app, tokens)
     replay.init_app(app, catalog)  # outermost: anonymous reads never reach the others

@@ -13,7 +13,7 @@ from backend.channels import ADMIN_TOPICS, PUBLIC_TOPICS, REAUTHORIZE_USERS, use
 from backend.db import db
 from backend.errors import Forbidden, Unauthorized
 from backend.models import User
-from backend.redis_store import get_redis
+from backend.redis_store import get_redis, round_trip
 from backend.services import roles, sessions
 from backend.services.access import is_admin_role
 from backend.services.tokens import digest
@@ -41,10 +41,9 @@ def listener(*, user_id: int, session_id: int) -> Listener:
     a role is cached by `roles`, rewritten when it changes). Raises
     `Unauthorized` otherwise; a Redis error propagates (the stream needs Redis).
     """
-    with get_redis().pipeline(transaction=False) as pipe:
-        pipe.get(sessions.state_key(session_id))
-        pipe.get(roles.role_key(user_id))
-        state, cached_role = pipe.execute()
+    state, cached_role = round_trip(
+        get_redis(), [("GET", sessions.state_key(session_id)), ("GET", roles.role_key(user_id))]
+    )
     if not sessions.active_from_state(session_id, state):
         raise Unauthorized("This session has ended; sign in again.", error="token_revoked")
     role = roles.role_from_cache(user_id, cached_role)
