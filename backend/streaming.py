@@ -9,14 +9,16 @@ the stream knows nothing of accounts.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import redis
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 from backend.db import db
 from backend.events import Event, histories_after, latest_ids, parse_id
@@ -114,7 +116,7 @@ class EventStream:
         are read, so nothing published meanwhile is lost. Raises
         `HubUnavailable` (and Redis errors) with nothing left subscribed.
         """
-        with self.app.app_context():
+        with self._app_context():
             self.hub.add(self.subscriber)
             try:
                 cursor, missed, reset = self._catch_up()
@@ -131,6 +133,12 @@ class EventStream:
             DELIVERED.inc()
             chunks.append(frame(event.type, event.data, cursor))
         return chunks
+
+    def _app_context(self) -> AbstractContextManager[object]:
+        """The app's context: the current one when the caller is already in it (a view)."""
+        if has_app_context() and current_app._get_current_object() is self.app:  # type: ignore[attr-defined]
+            return contextlib.nullcontext()
+        return self.app.app_context()
 
     def close(self) -> None:
         """Stop receiving events (idempotent)."""

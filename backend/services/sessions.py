@@ -19,7 +19,7 @@ from peewee import Expression
 from backend.channels import REVOKED_SESSIONS
 from backend.db import db
 from backend.models import AuthSession, User, utcnow
-from backend.redis_store import get_redis
+from backend.redis_store import get_redis, round_trip
 from backend.services.audit import ClientInfo
 
 log = structlog.get_logger(__name__)
@@ -134,8 +134,8 @@ def _cached_is_active(session_id: int, *, note_seen: bool) -> bool:
             pipe.get(STATE_KEY.format(session_id))
             pipe.set(SEEN_KEY.format(session_id), 1, nx=True, ex=SEEN_THROTTLE_SECONDS)
             state, first_in_a_while = pipe.execute()
-    else:
-        state, first_in_a_while = client.get(STATE_KEY.format(session_id)), False
+    else:  # one GET, which may share its round trip with others' (open streams re-checking)
+        (state,), first_in_a_while = round_trip(client, [("GET", state_key(session_id))]), False
     if state is None:
         return active_from_state(session_id, state)
     if state == ACTIVE and first_in_a_while:
