@@ -54,6 +54,8 @@ class Subscriber:
     between threads as between greenlets.
     """
 
+    __slots__ = ("_pending", "_wakeup", "channels", "ended", "maxsize", "session_id")
+
     def __init__(self, channels: list[str], *, session_id: int, maxsize: int) -> None:
         """Create a subscriber for `channels`, owned by device session `session_id`."""
         self.channels = channels

@@ -81,6 +81,10 @@ def frame(event_type: str, data: str, cursor: Cursor) -> str:
 class EventStream:
     """The body of one `GET /events` response."""
 
+    # Slots: a box holds tens of thousands of these, mostly idle.
+    __slots__ = ("app", "closed", "cursor", "deadline", "hub", "resume_from", "session_active",
+                 "settings", "subscriber")  # fmt: skip
+
     def __init__(
         self,
         *,
@@ -124,6 +128,7 @@ class EventStream:
                 self.close()
                 raise
         self.cursor = cursor
+        self.resume_from = None  # read: not kept for the stream's life
         chunks = [f"retry: {self.settings.retry_ms}\n\n"]
         if reset:
             channels = ",".join(f'"{c}"' for c in reset)
@@ -249,6 +254,8 @@ class StreamBody:
     goes) unsubscribes, even when iteration never began.
     """
 
+    __slots__ = ("_live", "first", "stream")
+
     def __init__(self, stream: EventStream, first: list[str]) -> None:
         """Wrap `stream`, already opened, whose `open()` returned `first`."""
         self.stream = stream
@@ -258,7 +265,8 @@ class StreamBody:
     def __iter__(self) -> Iterator[str]:
         """The chunks; C-level chaining keeps the stack shallow while the stream waits."""
         self._live = self.stream.live()
-        return itertools.chain(self.first, self._live)
+        first, self.first = self.first, []  # sent once; not kept for the stream's life
+        return itertools.chain(first, self._live)
 
     def close(self) -> None:
         """End the stream."""

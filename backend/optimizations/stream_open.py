@@ -139,6 +139,8 @@ class StreamOpenMiddleware:
 class _EncodedBody:
     """The stream body as bytes (what Flask's `Response` sends for text); closes with it."""
 
+    __slots__ = ("body",)
+
     def __init__(self, body: StreamBody) -> None:
         self.body = body
 
