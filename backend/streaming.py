@@ -163,7 +163,7 @@ class EventStream:
         """The cursor to go live from, the missed events to replay, and the channels reset.
 
         Runs once the subscription is confirmed: every event newer than what it
-        reads also reaches the queue, and `_live` skips those already replayed
+        reads also reaches the subscriber, and `live` skips those already replayed
         or older than the starting point, so there is no gap and no duplicate.
         A channel the client has no position for starts from its newest event;
         one whose missed events are gone, or every channel after a garbled
