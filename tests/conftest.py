@@ -29,7 +29,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from backend import create_app
+from backend import create_app, draining
 from backend.embedded_redis import EmbeddedRedis
 from backend.queues import QUEUE_NAMES
 from backend.redis_store import client_from_url, get_redis
@@ -197,3 +197,13 @@ def run_worker(app: Flask) -> Callable[[], bool]:
         return bool(worker.work(burst=True, with_scheduler=False))
 
     return work
+
+
+@pytest.fixture
+def draining_process() -> Iterator[None]:
+    """This process drains (as after gunicorn's SIGTERM) for the test."""
+    draining.begin()
+    try:
+        yield
+    finally:
+        draining.reset()

@@ -7,12 +7,11 @@ from typing import Any
 from flask import Response, current_app, request
 from marshmallow import Schema, fields, validate
 
-from backend import draining
 from backend.api.blueprint import Blueprint
 from backend.api.security import access_claims, auth_required, caller, session_id
 from backend.errors import ServiceUnavailable
 from backend.redis_store import redis_target
-from backend.services import realtime, sessions
+from backend.services import health, realtime, sessions
 from backend.sse import HubUnavailable, hub_for
 from backend.streaming import EventStream, StreamBody, StreamSettings, decode_cursor
 
@@ -92,12 +91,8 @@ def open_stream(
     subscribe or the instance is draining (`draining`); a Redis error
     propagates (answered 503). Needs an app context.
     """
-    if draining.active():  # a new stream would hold the shutdown up until it is cut
-        raise ServiceUnavailable(
-            "This instance is shutting down; open the stream again.",
-            error="draining",
-            headers={"Retry-After": "1"},
-        )
+    # A new stream would hold the shutdown up until it is cut.
+    health.refuse_while_draining("This instance is shutting down; open the stream again.")
     names = [t.strip() for t in topics.split(",") if t.strip()]
     channels = realtime.channels_for(listener=listener, topics=names)
     app = current_app._get_current_object()  # type: ignore[attr-defined]

@@ -25,6 +25,20 @@ def _check_redis(timeout: float) -> None:
 DRAINING_RETRY_AFTER = "1"
 
 
+def refuse_while_draining(message: str) -> None:
+    """Raise `ServiceUnavailable` (`draining`, `Retry-After`) while this process drains.
+
+    What is refused then opens on another instance: readiness, new event streams.
+    """
+    if draining.active():
+        raise ServiceUnavailable(
+            message,
+            error="draining",
+            errors={"instance": "draining"},
+            headers={"Retry-After": DRAINING_RETRY_AFTER},
+        )
+
+
 def check_readiness() -> dict[str, str]:
     """Return `{"database": "ok", "redis": "ok"}` when both answer within the timeout.
 
@@ -32,13 +46,7 @@ def check_readiness() -> dict[str, str]:
     while the process drains (a graceful shutdown), `draining` with
     `{"instance": "draining"}`, before looking at either.
     """
-    if draining.active():
-        raise ServiceUnavailable(
-            "Draining: this instance is shutting down; send requests to another one.",
-            error="draining",
-            errors={"instance": "draining"},
-            headers={"Retry-After": DRAINING_RETRY_AFTER},
-        )
+    refuse_while_draining("Draining: this instance is shutting down; send requests to another one.")
     timeout = float(current_app.config["READYZ_TIMEOUT"])
     problems: dict[str, str] = {}
     for name, check in (("database", _check_database), ("redis", lambda: _check_redis(timeout))):

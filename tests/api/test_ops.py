@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,16 +42,6 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app: Callable[..., 
     response = app.test_client().get("/readyz")
     body = assert_error(response, 503, "service_unavailable")
     assert body["errors"] == {"database": "OperationalError"}
-
-
-@pytest.fixture
-def draining_process() -> Iterator[None]:
-    """This process drains (as after gunicorn's SIGTERM) for the test."""
-    draining.begin()
-    try:
-        yield
-    finally:
-        draining.reset()
 
 
 def test_readyz_is_503_draining_while_the_process_shuts_down(

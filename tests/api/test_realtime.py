@@ -9,7 +9,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from backend import draining
 from backend.events import publish, stream_key
 from backend.redis_store import RedisTarget, get_redis, redis_url
 from backend.sse import Hub, HubUnavailable, Subscriber, hub_for
@@ -235,16 +234,6 @@ def test_a_closing_hub_takes_no_new_stream(sse_app: Flask) -> None:
     with pytest.raises(HubUnavailable, match="shutting down"):
         hub.add(Subscriber(["products"], session_id=1, maxsize=1))
     assert hub.subscriber_count() == 0
-
-
-@pytest.fixture
-def draining_process() -> Iterator[None]:
-    """This process drains (as after a SIGTERM) for the test."""
-    draining.begin()
-    try:
-        yield
-    finally:
-        draining.reset()
 
 
 def test_a_draining_process_refuses_new_streams_so_they_open_elsewhere(
