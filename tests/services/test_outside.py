@@ -154,8 +154,12 @@ def test_a_probe_that_never_reports_is_given_up(app: Flask, stand_in: StandIn) -
 def test_every_process_shares_one_breaker_per_service(
     app: Flask, make_app: Callable[..., Flask], stand_in: StandIn
 ) -> None:
-    fail(stand_in, 3)
-    with make_app(**FAST).app_context():  # another process's app on the same Redis
+    # A cooldown the test cannot outlive: building the second app on a loaded machine can
+    # take longer than FAST's 0.6 s, and a half-open breaker would let the probe through.
+    slow_to_cool = {**FAST, "PROVIDER_BREAKER_COOLDOWN_SECONDS": 60}
+    with make_app(**slow_to_cool).app_context():
+        fail(stand_in, 3)
+    with make_app(**slow_to_cool).app_context():  # another process's app on the same Redis
         with pytest.raises(outside.CircuitOpen):
             get(stand_in)
         stand_in.mode = "ok"

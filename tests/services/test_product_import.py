@@ -376,6 +376,7 @@ def test_undecodable_bytes_stop_the_import_after_the_committed_batches(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_100_000_row_import_runs_in_bounded_memory(app: Flask, tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     with path.open("w", encoding="utf-8") as out:

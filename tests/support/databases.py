@@ -58,10 +58,19 @@ class TestDatabase:
             shutil.copyfile(self.template, target)
             return f"sqlite:///{target}"
         database: Database = database_from_url(self.url)
-        with database.connection_context():
-            if self.tables:
-                quoted = ", ".join(f'"{t}"' for t in self.tables)
-                database.execute_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+        with database.connection_context(), database.atomic():
+            # DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE's new files cost
+            # a WAL flush each (~0.1 s per test, minutes over the suite). Foreign keys are
+            # not checked while every table is emptied (`replica` skips their triggers).
+            database.execute_sql("SET LOCAL session_replication_role = replica")
+            for table in self.tables:
+                database.execute_sql(f'DELETE FROM "{table}"')  # noqa: S608 (names from the catalog)
+            for (sequence,) in database.execute_sql(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+                " AND sequencename NOT LIKE %s",
+                ("schema_migration%",),
+            ).fetchall():
+                database.execute_sql(f'ALTER SEQUENCE "{sequence}" RESTART')
         return self.url
 
     def drop(self) -> None:
