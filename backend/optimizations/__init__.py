@@ -14,6 +14,8 @@ development). Each module says what it speeds up, the benchmark row in
 - `authenticated`: Bearer requests verified once per process (PyJWT with the
   library's settings), the session still checked in Redis on every request,
   and `GET /orders/{id}` read with one prepared query;
+- `order_cache`: an owner's `GET /orders/{id}` answered again with the bytes
+  sent last time, while the order's version in Redis still matches;
 - `stream_open`: Bearer event streams opened in front of Flask (a reconnect
   storm's cost per stream), with the main path's checks and body;
 - `round_trips`: Redis round trips of callers arriving together sent as one
@@ -31,6 +33,7 @@ from flask import Flask
 from backend.optimizations import (
     authenticated,
     catalog_cache,
+    order_cache,
     pool,
     replay,
     round_trips,
@@ -44,7 +47,8 @@ def init_app(app: Flask) -> None:
         return
     pool.init_app(app)
     catalog = catalog_cache.init_app(app)
-    tokens = authenticated.init_app(app)
+    tokens, seen = authenticated.init_app(app)
+    order_cache.init_app(app, tokens, seen)
     round_trips.init_app(app)
     # Last: these two stand in for the request hooks installed so far.
     stream_open.init_app(app, tokens)

@@ -227,6 +227,10 @@ class SeenSessions:
     def __init__(self) -> None:
         self.due: dict[int, float] = {}
 
+    def is_due(self, session_id: int) -> bool:
+        """Return whether `session_id` is due to be noted as seen (without noting it)."""
+        return self.due.get(session_id, 0.0) <= time.monotonic()
+
     def note_due(self, session_id: int) -> bool:
         """Return whether to note `session_id` as seen now (and count it as noted if so)."""
         now = time.monotonic()
@@ -318,14 +322,16 @@ def order_view(
     return get_order
 
 
-def init_app(app: Flask) -> TokenVerifier:
-    """Install the fast verifier of access tokens and the fast order read; return the verifier.
+def init_app(app: Flask) -> tuple[TokenVerifier, SeenSessions]:
+    """Install the fast verifier of access tokens and the fast order read.
 
-    Runs after `backend.api.init_app` (flask-jwt-extended set up, views registered).
+    Runs after `backend.api.init_app` (flask-jwt-extended set up, views
+    registered). Returns the process's token verifier and its sessions seen,
+    for the optimisations built on them.
     """
     tokens, seen = TokenVerifier(app), SeenSessions()
     app.extensions[FAST_VERIFIER] = fast_verifier(tokens, seen)
     app.extensions[FAST_CLAIMS] = tokens.claims
     main_view = app.view_functions[ORDER_ENDPOINT]
     app.view_functions[ORDER_ENDPOINT] = order_view(tokens, seen, main_view)
-    return tokens
+    return tokens, seen

@@ -9,6 +9,7 @@ from decimal import Decimal
 import structlog
 from peewee import JOIN, IntegrityError, ModelSelect, prefetch
 
+from backend import cache
 from backend.channels import ADMIN, user_channel
 from backend.db import db
 from backend.errors import BusinessRuleViolation, Conflict, ValidationFailed
@@ -28,6 +29,19 @@ STATUS_TITLES = {
     "cancelled": "Your order was cancelled",
 }
 _SCHEMA = OrderSchema()  # one instance: building a schema costs more than a dump
+
+
+def cache_namespace(order_id: int) -> str:
+    """Return the `backend.cache` namespace of one order (what `GET /orders/{id}` shows)."""
+    return f"order:{order_id}"
+
+
+def changed_after_commit(order_id: int) -> None:
+    """Make cached copies of the order stale once this transaction commits.
+
+    Call it from every write to the order, its lines or its payment.
+    """
+    db.after_commit(lambda: cache.invalidate(cache_namespace(order_id)))
 
 
 def with_payment(query: ModelSelect[Order] | None = None) -> ModelSelect[Order]:
@@ -248,6 +262,7 @@ def _transition(
         )
         if moved != 1:  # a concurrent change won; judge against the new state
             raise Conflict("The order changed meanwhile; reload it.", error="invalid_transition")
+        changed_after_commit(order.id)
         if status == "cancelled":
             products.stock_changed(_return_stock(order))
         order = with_payment().where(Order.id == order.id).get()

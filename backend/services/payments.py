@@ -114,6 +114,7 @@ def _store(order: Order, previous: Payment | None, intent: Intent, attempt: int)
                 & (Payment.attempt == previous.attempt)
                 & (Payment.status == "cancelled")
             ).execute()
+        orders.changed_after_commit(order.id)
     return Payment.get(Payment.order == order.id)
 
 
@@ -191,6 +192,7 @@ def _apply(payment: Payment, status: str) -> bool:
     )
     if moved != 1:
         return False
+    orders.changed_after_commit(payment.order_id)
     payment.status = status
     if status == "succeeded":
         orders.confirm_paid(order_id=payment.order_id)
