@@ -30,7 +30,7 @@ Whenever this path cannot vouch for a request (no or odd header, bad or
 expired token, revoked session, inactive user) it answers None and the main
 path (flask-jwt-extended) handles the request, so every refusal keeps its exact
 401 answer. Costs: two bounded dicts per process (verified tokens, sessions
-seen). Tests: `tests/test_authenticated_fastpath.py` (layer on and off).
+seen). Tests: `tests/optimizations/test_authenticated_fastpath.py` (layer on and off).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ invalidation was lost (Redis unreachable while the write committed).
 
 Whatever it cannot vouch for (no or bad token, the session's `last_seen_at`
 due, Redis unreachable, nothing kept) goes to the view. Costs: at most
-`MAX_ENTRIES` answers per process.
+`MAX_ENTRIES` answers per process, and one Redis `SET` after each order write commits.
+Tests: `tests/optimizations/test_order_cache.py`.
 """
 
 from __future__ import annotations

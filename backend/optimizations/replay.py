@@ -14,7 +14,7 @@ the rest of a cached read).
 Costs: a second copy of each replayed response in the catalog cache, and the
 contract below, which a new request hook must respect.
 
-Why it is correct (the contract, tested in `tests/test_catalog_cache.py`):
+Why it is correct (the contract, tested in `tests/optimizations/test_catalog_cache.py`):
 
 1. Only what `catalog_cache` marked is kept (`mark`): a `GET` answered for a
    public viewer, under the catalog version read after the request arrived;
