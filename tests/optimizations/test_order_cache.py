@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from backend import cache
@@ -202,3 +202,16 @@ def test_a_payments_progress_is_seen_at_once(
     event = stripe_stand_in.complete(intent_id, "failed")
     assert client.post(WEBHOOK_PATH, data=event.payload, headers=event.headers).status_code == 200
     assert json_body(read(client, ada, order_id))["payment"]["status"] == "failed"
+
+
+def test_only_a_whole_200_answer_is_kept() -> None:
+    kept = order_cache.OrderCache()
+    kept.keep(1, b"v1", Response(status=304))
+    kept.keep(2, b"v1", Response(iter([b"{}"]), mimetype="application/json"))  # streamed
+    assert kept.entries == {}
+    kept.keep(3, b"v1", Response(b'{"user_id": 7}', mimetype="application/json"))
+    found = kept.fresh(3, b"v1")
+    assert found is not None
+    assert found.owner_id == 7
+    assert kept.fresh(3, b"v2") is None
+    assert kept.fresh(3, None) is None
