@@ -16,11 +16,12 @@ from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from backend import cache
-from backend.models import Order, Product, User
+from backend.models import Order, User
 from backend.optimizations import order_cache
 from backend.redis_store import get_redis
 from backend.services import orders
 from tests.support.accounts import Login, login, make_user
+from tests.support.catalog import make_product
 from tests.support.helpers import assert_error, json_body
 from tests.support.stripe_stand_in import WEBHOOK_PATH, StripeStandIn
 
@@ -40,17 +41,18 @@ def shop(workers: tuple[FlaskClient, FlaskClient]) -> dict[str, Any]:
     first, _ = workers
     make_user("ada@example.test")
     make_user("root@example.test", role="admin")
-    Product.create(sku="LAMP", name="Lamp", description="", price="9.50", stock=5)
+    make_product("LAMP", price="9.50", stock=5)
     ada = login(first, "ada@example.test")
-    placed = first.post(
-        f"{API}/orders", headers=ada.headers, json={"items": [{"product_id": 1, "quantity": 2}]}
-    )
+    order_id = place(first, ada, quantity=2)
+    return {"ada": ada, "admin": login(first, "root@example.test"), "order_id": order_id}
+
+
+def place(client: FlaskClient, session: Login, *, quantity: int) -> int:
+    """Place an order of the first product through the API; return its id."""
+    body = {"items": [{"product_id": 1, "quantity": quantity}]}
+    placed = client.post(f"{API}/orders", headers=session.headers, json=body)
     assert placed.status_code == 201, placed.data
-    return {
-        "ada": ada,
-        "admin": login(first, "root@example.test"),
-        "order_id": json_body(placed)["id"],
-    }
+    return int(json_body(placed)["id"])
 
 
 def read(client: FlaskClient, session: Login, order_id: int, **headers: str) -> Any:
@@ -165,11 +167,7 @@ def test_a_full_cache_starts_again(
     ada, order_id = shop["ada"], shop["order_id"]
     monkeypatch.setattr(order_cache, "MAX_ENTRIES", 1)
     warm(first, ada, order_id)
-    placed = first.post(
-        f"{API}/orders", headers=ada.headers, json={"items": [{"product_id": 1, "quantity": 1}]}
-    )
-    second_id = json_body(placed)["id"]
-    warm(first, ada, second_id)  # the first order's answer made room
+    warm(first, ada, place(first, ada, quantity=1))  # the first order's answer made room
     note_behind_the_services(order_id, "read again")
     assert json_body(read(first, ada, order_id))["note"] == "read again"
 
@@ -188,12 +186,9 @@ def test_a_payments_progress_is_seen_at_once(
 ) -> None:
     client = make_app(OPTIMIZATIONS=True, **stripe_stand_in.settings()).test_client()
     make_user("ada@example.test")
-    Product.create(sku="LAMP", name="Lamp", description="", price="9.50", stock=5)
+    make_product("LAMP", price="9.50", stock=5)
     ada = login(client, "ada@example.test")
-    placed = client.post(
-        f"{API}/orders", headers=ada.headers, json={"items": [{"product_id": 1, "quantity": 1}]}
-    )
-    order_id = json_body(placed)["id"]
+    order_id = place(client, ada, quantity=1)
     assert json_body(warm(client, ada, order_id))["payment"] is None
     paying = client.post(f"{API}/orders/{order_id}/pay", headers=ada.headers)
     assert paying.status_code == 201, paying.data
