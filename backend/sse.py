@@ -29,6 +29,7 @@ import structlog
 
 from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
+from backend.hub_positions import HubPositions
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
 from backend.metrics import SSE_DROPPED as DROPPED
 from backend.redis_sentinel import BlockingSentinelPool
@@ -111,6 +112,7 @@ class Hub:
         self._retry_now = threading.Event()  # a stream waits: reconnect without backoff
         self._backoff = RECONNECT_BACKOFF[0]
         self.closing = False
+        self.positions = HubPositions()  # the newest event of each channel, once learned
 
     def add(self, subscriber: Subscriber) -> None:
         """Start delivering to `subscriber`; returns once Redis confirmed its channels.
@@ -147,6 +149,7 @@ class Hub:
             for channel in subscriber.channels:
                 if self._discard(self._by_channel, channel, subscriber):
                     self._ready.pop(channel, None)
+                    self.positions.dropped(channel)
                     self._pending.put(("unsubscribe", live_channel(channel)))
             CONNECTIONS.dec()
 
@@ -235,14 +238,17 @@ class Hub:
     def _handle(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
         if message["type"] == "subscribe" and channel.startswith(LIVE_PREFIX):
-            ready = self._ready.get(channel.removeprefix(LIVE_PREFIX))
+            name = channel.removeprefix(LIVE_PREFIX)
+            ready = self._ready.get(name)
             if ready is not None:
+                self.positions.confirmed(name)
                 ready.set()
         elif message["type"] == "message" and channel.startswith(LIVE_PREFIX):
             name = channel.removeprefix(LIVE_PREFIX)
             event = decode_live(name, message["data"])
             with self._lock:
                 targets = list(self._by_channel.get(name, ()))
+                self.positions.delivered(event)  # with the targets: see hub_positions
             for subscriber in targets:
                 subscriber.offer(event)
         elif message["type"] == "message" and channel == REVOKED_SESSIONS:
@@ -269,6 +275,7 @@ class Hub:
             targets = [s for subs in self._by_session.values() for s in subs]
             for ready in self._ready.values():
                 ready.clear()
+            self.positions.reset()
             # Channels must be subscribed again on the new connection.
             for channel in self._ready:
                 self._pending.put(("subscribe", live_channel(channel)))

@@ -22,11 +22,13 @@ from flask import Flask, current_app, has_app_context
 
 from backend.db import db
 from backend.events import Event, histories_after, latest_ids, parse_id
+from backend.hub_positions import Since
 from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
 from backend.sse import Hub, Subscriber
 
 Cursor = dict[str, str]
+HUB_POSITIONS = "backend.hub_positions"  # app.extensions: streams start from what the hub knows
 
 
 @dataclass(frozen=True)
@@ -168,23 +170,46 @@ class EventStream:
         A channel the client has no position for starts from its newest event;
         one whose missed events are gone, or every channel after a garbled
         `Last-Event-ID`, is reset (it starts from its newest event too). One
-        Redis round trip, two when some history is gone.
+        Redis round trip, two when some history is gone; none for the channels
+        whose newest event the hub knows (`HubPositions`, when the app asks it).
         """
         client = get_redis()
         channels = self.subscriber.channels
         malformed = self.resume_from == {}
         resumed = {} if malformed else self.resume_from or {}
+        newest, since = self._hub_positions(channels)
         known = {channel: resumed[channel] for channel in channels if channel in resumed}
-        histories = histories_after(client, known, limit=self.settings.replay_limit)
+        behind = {c: at for c, at in known.items() if newest.get(c) != at}
+        histories = histories_after(client, behind, limit=self.settings.replay_limit)
         gone = [channel for channel, (_, complete) in histories.items() if not complete]
-        cursor = latest_ids(client, [c for c in channels if c not in known or c in gone])
+        starting = [c for c in channels if c not in known or c in gone]
+        unread = [c for c in starting if c not in newest]
+        cursor = {**known, **{c: newest[c] for c in starting if c in newest}}
+        cursor.update(self._read_newest(client, unread, since))
         missed: list[Event] = []
-        for channel, (events, complete) in histories.items():
+        for events, complete in histories.values():
             if complete:
-                cursor[channel] = known[channel]
                 missed.extend(events)
         missed.sort(key=lambda event: event.position)
         return cursor, missed, list(channels) if malformed else gone
+
+    def _hub_positions(self, channels: list[str]) -> tuple[Cursor, dict[str, Since]]:
+        """What the hub knows of `channels`' newest events, if the app asks it (else nothing)."""
+        if not self.app.extensions.get(HUB_POSITIONS):
+            return {}, {}
+        return self.hub.positions.snapshot(channels)
+
+    def _read_newest(
+        self, client: redis.Redis, channels: list[str], since: dict[str, Since]
+    ) -> Cursor:
+        """The newest ids of `channels` from Redis, taught to the hub where it may learn them."""
+        if not channels:
+            return {}
+        read = latest_ids(client, channels)
+        for channel, confirmation in since.items():
+            if channel in read:
+                self.hub.positions.learn(channel, read[channel], confirmation)
+        return read
 
     def live(self) -> Generator[str, None, None]:
         """Yield live events and heartbeats after `open()` until the stream ends; then close.

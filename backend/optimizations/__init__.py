@@ -18,6 +18,8 @@ development). Each module says what it speeds up, the benchmark row in
   sent last time, while the order's version in Redis still matches;
 - `stream_open`: Bearer event streams opened in front of Flask (a reconnect
   storm's cost per stream), with the main path's checks and body;
+- `hub_positions`: streams start from the newest event ids the hub knows
+  instead of reading them from Redis;
 - `round_trips`: Redis round trips of callers arriving together sent as one
   pipeline (`redis_store.round_trip`);
 - `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
@@ -33,6 +35,7 @@ from flask import Flask
 from backend.optimizations import (
     authenticated,
     catalog_cache,
+    hub_positions,
     order_cache,
     pool,
     replay,
@@ -50,6 +53,7 @@ def init_app(app: Flask) -> None:
     tokens, seen = authenticated.init_app(app)
     order_cache.init_app(app, tokens, seen)
     round_trips.init_app(app)
+    hub_positions.init_app(app)
     # Last: these two stand in for the request hooks installed so far.
     stream_open.init_app(app, tokens)
     replay.init_app(app, catalog)  # outermost: anonymous reads never reach the others
