@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 from flask import Flask
@@ -157,7 +158,8 @@ def test_streams_opened_while_events_flow_miss_none_and_repeat_none(
     client = get_redis()
     for stream, chunks, started_after in streams:
         start = parse_id(started_after)
-        history = [entry_id.decode() for entry_id, _ in client.xrange(stream_key(channel))]
+        entries = cast(list[tuple[bytes, object]], client.xrange(stream_key(channel)))
+        history = [entry_id.decode() for entry_id, _ in entries]
         expected = [i for i in history if parse_id(i) > start]
         assert events_until(chunks, last) == expected
         stream.close()
