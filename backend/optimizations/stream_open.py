@@ -28,7 +28,10 @@ header list. Tests: `tests/optimizations/test_stream_open.py`.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -48,6 +51,7 @@ STREAM_ENDPOINT = "events.stream"
 OPENED_STATUS = "200 OK"
 TOPICS_QUERY = re.compile(r"^(?:topics=([A-Za-z0-9:,_-]{0,200}))?$")
 # Request headers Flask must see: CORS, cookies, conditional requests.
+CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux: hold small writes until uncorked
 FLASK_ONLY = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 
 
@@ -86,6 +90,7 @@ class StreamOpenMiddleware:
         start_response(OPENED_STATUS, headers)
         metrics.observe_request("GET", self.rule, 200, started)
         logs.log_request("GET", self.rule, 200, started)
+        body.sent_through(environ)
         return body
 
     def _topics(self, environ: Environ) -> str | None:
@@ -137,15 +142,52 @@ class StreamOpenMiddleware:
 
 
 class _EncodedBody:
-    """The stream body as bytes (what Flask's `Response` sends for text); closes with it."""
+    """The stream body as bytes (what Flask's `Response` sends for text); closes with it.
 
-    __slots__ = ("body",)
+    Under gunicorn the opening goes out in one segment: the socket is corked
+    while gunicorn writes the headers and the first chunks (two sends), and
+    uncorked before the stream waits. The request's environ is emptied once the
+    server iterates the body: gunicorn holds it for the stream's whole life, and
+    nothing reads it after the stream is open (our config has gunicorn's own
+    access log off).
+    """
+
+    __slots__ = ("body", "environ", "socket")
 
     def __init__(self, body: StreamBody) -> None:
         self.body = body
+        self.environ: Environ = {}
+        self.socket: socket.socket | None = None
+
+    def sent_through(self, environ: Environ) -> None:
+        """Note the request: cork its socket (when it has one) until the opening is written."""
+        self.environ = environ
+        sock = environ.get("gunicorn.socket")
+        if CORK is not None and isinstance(sock, socket.socket):  # gevent's, once patched
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, CORK, 1)
+                self.socket = sock
 
     def __iter__(self) -> Iterator[bytes]:
-        return map(str.encode, self.body)  # C all the way down to the stream's generator
+        """The chunks as bytes: the opening, the uncork, then the live stream (C-chained)."""
+        self.environ.clear()
+        self.environ = {}
+        opening = len(self.body.first)
+        chunks = iter(self.body)
+        if self.socket is None:
+            return map(str.encode, chunks)
+        return itertools.chain(
+            map(str.encode, itertools.islice(chunks, opening)),
+            self._uncork(),
+            map(str.encode, chunks),
+        )
+
+    def _uncork(self) -> Iterator[bytes]:
+        sock, self.socket = self.socket, None
+        if sock is not None and CORK is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, CORK, 0)
+        yield from ()
 
     def close(self) -> None:
         self.body.close()
