@@ -6,12 +6,13 @@ only a request Flask handles sends it.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask, request, request_started
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
+from werkzeug.test import EnvironBuilder, TestResponse
 
 from backend import logs
 from backend.events import publish
@@ -179,3 +180,39 @@ def test_redis_trouble_goes_to_flask_which_answers_503(fast_app: Flask, ada: Log
         assert_error(client.get(EVENTS, headers=ada.headers), 503, "service_unavailable")
     finally:
         del fast_app.extensions["redis"]
+
+
+@pytest.fixture
+def tcp_socket() -> Iterator[socket.socket]:
+    """The server side of a real loopback TCP connection (what gunicorn hands the app)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        server_side, _ = listener.accept()
+        yield server_side
+        server_side.close()
+        peer.close()
+
+
+def corked(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_under_gunicorn_the_opening_leaves_in_one_segment_and_the_environ_is_let_go(
+    fast_app: Flask, ada: Login, tcp_socket: socket.socket
+) -> None:
+    opened(fast_app.test_client(), ada).close()  # keeps the headers
+    environ = EnvironBuilder(path=EVENTS, headers=ada.headers).get_environ()
+    environ["gunicorn.socket"] = tcp_socket
+    sent: list[str] = []
+    body = fast_app.wsgi_app(environ, lambda status, headers, *_: sent.append(status))
+    assert sent == ["200 OK"]
+    assert corked(tcp_socket)  # while the server writes the headers and the first chunks
+    chunks = iter(body)
+    assert environ == {}  # gunicorn holds it for the stream's whole life
+    assert next(chunks) == b"retry: 500\n\n"
+    assert corked(tcp_socket)
+    publish(f"user:{ada.user_id}", "note", {"n": 1})
+    assert b"event: note" in next(chunks)  # the stream waited uncorked
+    assert not corked(tcp_socket)
+    body.close()  # type: ignore[attr-defined]
