@@ -71,14 +71,16 @@ def post_worker_init(worker: Any) -> None:
     their response, and event streams end at once (with a `retry:` hint) so
     their clients resume on another instance; then gunicorn's own handler
     stops accepting and waits for the rest, up to `graceful_timeout`.
-    The freeze is part of the optimisation layer (`backend.optimizations.gc_freeze`).
+    The freezes (the loaded app, then what survives each full collection) are part of
+    the optimisation layer (`backend.optimizations.gc_freeze`).
     """
     import signal
 
-    from backend.optimizations.gc_freeze import freeze_loaded_app
+    from backend.optimizations.gc_freeze import freeze_loaded_app, freeze_survivors
     from backend.sse import close_all
 
-    freeze_loaded_app(worker.wsgi)
+    if freeze_loaded_app(worker.wsgi):
+        freeze_survivors()
 
     def stop(signum: int, frame: Any) -> None:
         draining.begin()

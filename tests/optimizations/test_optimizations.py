@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 
 from backend.config import load_config
 from backend.optimizations import catalog_cache, replay
-from backend.optimizations.gc_freeze import freeze_loaded_app
+from backend.optimizations.gc_freeze import (
+    THAW_SECONDS,
+    SurvivorFreezer,
+    freeze_loaded_app,
+    freeze_survivors,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +60,56 @@ def test_the_freeze_moves_what_is_alive_out_of_the_collections(
     finally:
         gc.unfreeze()
     assert not freeze_loaded_app(lambda environ, start_response: [])  # gunicorn's stand-in
+
+
+class Node:
+    """A reference cycle once two of them point at each other."""
+
+    other: Node | None = None
+
+
+def a_cycle() -> Node:
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    return first
+
+
+@pytest.fixture
+def survivors_frozen() -> Iterator[Callable[[float], None]]:
+    """Install `freeze_survivors` with a given thaw period; uninstall and thaw afterwards."""
+    installed: list[Callable[[], None]] = []
+    yield lambda thaw_every: installed.append(freeze_survivors(thaw_every))
+    for uninstall in installed:
+        uninstall()
+    gc.unfreeze()
+
+
+def test_what_survives_a_full_collection_is_frozen_young_collections_freeze_nothing(
+    survivors_frozen: Callable[[float], None],
+) -> None:
+    survivors_frozen(THAW_SECONDS)
+    gc.unfreeze()
+    gc.collect(0)
+    assert gc.get_freeze_count() == 0
+    kept = [Node() for _ in range(1000)]
+    gc.collect()
+    assert gc.get_freeze_count() >= len(kept)
+    assert all(gc.is_tracked(node) for node in kept)
+
+
+def test_a_cycle_that_dies_frozen_is_freed_at_the_next_thaw_only(
+    survivors_frozen: Callable[[float], None],
+) -> None:
+    survivors_frozen(THAW_SECONDS)
+    alive = a_cycle()
+    cycle = weakref.ref(alive)
+    gc.collect()  # alive: frozen with the other survivors
+    del alive
+    gc.collect()  # now garbage, but frozen: not walked
+    assert cycle() is not None
+    freezer = gc.callbacks[-1]
+    assert isinstance(freezer, SurvivorFreezer)
+    freezer.thawed_at -= THAW_SECONDS  # the thaw is due
+    gc.collect()
+    assert cycle() is None
+    assert gc.get_freeze_count() > 0  # and what survived that one is frozen again
