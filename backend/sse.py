@@ -27,6 +27,7 @@ from typing import Any
 import redis
 import structlog
 
+from backend import wakeups
 from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.hub_positions import HubPositions
@@ -52,10 +53,11 @@ class Subscriber:
     Kept small (a list and one event flag, ~0.3 KB where a `queue.Queue` takes
     ~3 KB): a box holds tens of thousands of mostly idle streams. The hub
     appends, the stream takes; both are single operations on a list, safe
-    between threads as between greenlets.
+    between threads as between greenlets. A waiting stream has no timer of its
+    own: the process's `wakeups.clock` wakes it when its time is up.
     """
 
-    __slots__ = ("_pending", "_wakeup", "channels", "ended", "maxsize", "session_id")
+    __slots__ = ("_pending", "_wakeup", "channels", "ended", "maxsize", "session_id", "waits_until")
 
     def __init__(self, channels: list[str], *, session_id: int, maxsize: int) -> None:
         """Create a subscriber for `channels`, owned by device session `session_id`."""
@@ -65,6 +67,7 @@ class Subscriber:
         self.ended: str | None = None  # why the hub ended this stream, if it did
         self._pending: list[Event] = []
         self._wakeup = threading.Event()
+        self.waits_until = 0.0  # the wake-up asked of the clock last
 
     def offer(self, event: Event) -> None:
         """Queue an event, or end the stream if the client cannot keep up."""
@@ -81,19 +84,29 @@ class Subscriber:
             self.ended = reason
         self._wakeup.set()
 
-    def next_event(self, timeout: float) -> Event | None:
-        """Return the oldest queued event, waiting up to `timeout` s; None if none came.
+    def next_event(self, until: float) -> Event | None:
+        """Return the oldest queued event, waiting until `time.monotonic()` reaches `until`.
 
-        Also None at once when the stream was ended (what is still queued is
-        not sent: the client resumes from its last event).
+        None when none came by then (possibly a little later: the clock wakes
+        streams in batches), and at once when the stream was ended (what is
+        still queued is not sent: the client resumes from its last event).
         """
         if not self._pending and self.ended is None:
             self._wakeup.clear()
-            if not self._pending and self.ended is None:  # offered since the check
-                self._wakeup.wait(timeout)
+            # Checked after the clear: an offer, an end or a wake-up since then sets the flag.
+            if not self._pending and self.ended is None and time.monotonic() < until:
+                if self.waits_until != until:
+                    self.waits_until = until
+                    wakeups.clock.wake_at(until, self)
+                self._wakeup.wait()
         if self.ended is not None or not self._pending:
             return None
         return self._pending.pop(0)
+
+    def wake_up(self, when: float) -> None:
+        """The clock's call: wake the stream if `when` is still the time it waits for."""
+        if when == self.waits_until:
+            self._wakeup.set()
 
 
 class Hub:

@@ -26,8 +26,10 @@ from backend.hub_positions import Since
 from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
 from backend.sse import Hub, Subscriber
+from backend.wakeups import round_up
 
 Cursor = dict[str, str]
+HEARTBEAT_QUANTUM = 0.25  # s: heartbeats due within it of each other are sent together
 HUB_POSITIONS = "backend.hub_positions"  # app.extensions: streams start from what the hub knows
 
 
@@ -219,31 +221,42 @@ class EventStream:
         One generator with no delegation: its stack is what a waiting stream keeps.
         """
         cursor = self.cursor
-        last_write = last_check = time.monotonic()
+        last_check = time.monotonic()
+        beat_at = self._next_beat(last_check)
         try:
             while self.subscriber.ended is None and time.monotonic() < self.deadline:
-                event = self.subscriber.next_event(self.settings.heartbeat_seconds)
+                event = self.subscriber.next_event(beat_at)
                 now = time.monotonic()
                 if now - last_check >= self.settings.revalidate_seconds:
                     last_check = now
                     if not self._still_signed_in():
                         return
-                chunk = self._chunk(event, cursor, idle=now - last_write)
+                chunk = self._chunk(event, cursor, beat=now >= beat_at)
                 if chunk is not None:
-                    last_write = now
+                    beat_at = self._next_beat(now)
                     yield chunk
             if self.subscriber.ended == "shutdown":
                 yield self._resume_hint()
         finally:
             self.close()
 
-    def _chunk(self, event: Event | None, cursor: Cursor, *, idle: float) -> str | None:
-        """The frame of `event` if the client lacks it, else a heartbeat once idle long enough."""
+    def _next_beat(self, written_at: float) -> float:
+        """When to send a heartbeat after a write at `written_at`: within `heartbeat_seconds`.
+
+        Rounded (down by at most a quantum) so that the streams written to in the
+        same instant, a storm's, wake up together.
+        """
+        heartbeat = self.settings.heartbeat_seconds
+        quantum = min(HEARTBEAT_QUANTUM, heartbeat / 4)
+        return round_up(written_at + heartbeat - quantum, quantum)
+
+    def _chunk(self, event: Event | None, cursor: Cursor, *, beat: bool) -> str | None:
+        """The frame of `event` if the client lacks it, else a heartbeat if one is due."""
         if event is not None and event.position > _position(cursor, event.channel):
             cursor[event.channel] = event.id
             DELIVERED.inc()
             return frame(event.type, event.data, cursor)
-        if idle >= self.settings.heartbeat_seconds:
+        if beat:
             return ": keep-alive\n\n"
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -49,3 +50,19 @@ def test_a_stream_goes_on_while_the_check_says_yes_or_cannot_answer(stream_app: 
         assert next(body) == "retry: 3000\n\n"
         assert next(body) == ": keep-alive\n\n"
         body.close()  # type: ignore[attr-defined]
+
+
+def test_heartbeats_come_within_the_heartbeat_period_of_the_last_write(stream_app: Flask) -> None:
+    settings = StreamSettings(heartbeat_seconds=0.4, max_lifetime_seconds=30)
+    stream = EventStream(
+        app=stream_app, hub=hub_for(redis_url(stream_app)), channels=["user:1"], session_id=7,
+        resume_from=None, settings=settings, session_active=lambda session_id: True,
+    )  # fmt: skip
+    body = iter(stream)
+    assert next(body) == "retry: 3000\n\n"
+    for _ in range(3):
+        written = time.monotonic()
+        assert next(body) == ": keep-alive\n\n"
+        # Rounded to the clock's quantum (a tenth of the period here), never later.
+        assert 0.3 - 0.01 <= time.monotonic() - written < 0.4 + 0.6  # (a busy machine is late)
+    body.close()  # type: ignore[attr-defined]
