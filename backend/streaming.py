@@ -29,7 +29,7 @@ from backend.sse import Hub, Subscriber
 from backend.wakeups import round_up
 
 Cursor = dict[str, str]
-HEARTBEAT_QUANTUM = 0.25  # s: heartbeats due within it of each other are sent together
+HEARTBEAT_QUANTUM = 0.05  # s: heartbeats due within it of each other are sent together
 HUB_POSITIONS = "backend.hub_positions"  # app.extensions: streams start from what the hub knows
 
 

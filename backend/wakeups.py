@@ -40,20 +40,21 @@ class WakeUpClock:
         """An idle clock; its thread starts with the first wake-up asked for."""
         self._buckets: dict[float, list[Sleeper]] = {}
         self._times: list[float] = []  # heap of the buckets' times
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
     def wake_at(self, when: float, sleeper: Sleeper) -> None:
         """Call `sleeper.wake_up(when)` once `time.monotonic()` reaches `when`."""
         with self._changed:
             bucket = self._buckets.get(when)
-            if bucket is None:
-                bucket = self._buckets[when] = []
-                heapq.heappush(self._times, when)
-                if self._times[0] == when:
-                    self._changed.notify()  # sooner than what the clock waits for
-            bucket.append(sleeper)
-            if self._thread is None or not self._thread.is_alive():
+            if bucket is not None:
+                bucket.append(sleeper)
+                return
+            self._buckets[when] = [sleeper]
+            heapq.heappush(self._times, when)
+            if self._times[0] == when:
+                self._changed.notify()  # sooner than what the clock waits for
+            if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(target=self._run, name="wake-ups", daemon=True)
                 self._thread.start()
 
