@@ -11,7 +11,7 @@ Works the same from web processes, workers and the CLI.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -79,11 +79,12 @@ class Event:
     id: str
     type: str
     data: str  # JSON text, passed through untouched
+    # The stream id as a comparable pair: parsed once, compared by every stream it reaches.
+    position: tuple[int, int] = field(init=False, repr=False, compare=False)
 
-    @property
-    def position(self) -> tuple[int, int]:
-        """The stream id as a comparable pair."""
-        return parse_id(self.id)
+    def __post_init__(self) -> None:
+        """Parse the id (`ValueError` if it is none)."""
+        object.__setattr__(self, "position", parse_id(self.id))
 
 
 def stream_key(channel: str) -> str:

@@ -8,7 +8,9 @@ id *after* the hub's subscription to it was confirmed, the newest of that id and
 of every event the hub delivered since is the channel's newest event for as long
 as the subscription lasts. A stream added to the hub and then given that id
 misses nothing (every later event passes through the hub, after the stream was
-added) and gets nothing twice (the live filter skips what is not newer).
+added) and gets nothing twice (the live filter skips what is not newer). An
+event published an instant before the stream opened that the hub has not yet
+received is not lost either: the stream starts before it, and it is delivered.
 
 The hub tells this tracker, in its own order: a subscription confirmed, each
 event fanned out (in the same locked step that picks the event's subscribers),

@@ -74,9 +74,10 @@ def test_a_second_stream_starts_where_the_hub_knows_without_reading_redis(
 ) -> None:
     before = publish(channel, "note", {"n": 0})
     first = a_stream(fast_app, channel)
-    first.open()
+    first_chunks = opened(first)
     assert first.cursor == {channel: before}
-    seen = publish(channel, "note", {"n": 1})  # delivered through the hub: it knows this one
+    seen = publish(channel, "note", {"n": 1})
+    assert events_until(first_chunks, seen) == [seen]  # so the hub has seen it too
     counted = reads("xrevrange")
     second = a_stream(fast_app, channel)
     chunks = opened(second)
@@ -91,8 +92,9 @@ def test_a_second_stream_starts_where_the_hub_knows_without_reading_redis(
 def test_a_stream_resuming_at_the_newest_event_reads_nothing(fast_app: Flask, channel: str) -> None:
     publish(channel, "note", {"n": 0})
     holder = a_stream(fast_app, channel)
-    holder.open()
+    held = opened(holder)
     newest = publish(channel, "note", {"n": 1})
+    assert events_until(held, newest) == [newest]  # so the hub has seen it too
     counted = reads("xrange"), reads("xrevrange")
     resumed = a_stream(fast_app, channel, resume_from={channel: newest})
     chunks = opened(resumed)
