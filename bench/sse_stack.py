@@ -64,7 +64,7 @@ def problems(server: Server) -> list[str]:
 
 
 def machine() -> str:
-    """Describe the machine: CPU model and count, memory, kernel, open-file limit."""
+    """Describe the machine: CPUs, memory, kernel, open-file limit, the kernel's queue caps."""
     model = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -79,5 +79,14 @@ def machine() -> str:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (
         f"{os.cpu_count()} x {model}, {mem_kb / 2**20:.1f} GiB RAM, Linux {os.uname().release}, "
-        f"open files {soft}/{hard}"
+        f"open files {soft}/{hard}, accept queue cap (somaxconn) {_sysctl('net/core/somaxconn')}, "
+        f"SYN queue {_sysctl('net/ipv4/tcp_max_syn_backlog')}"
     )
+
+
+def _sysctl(name: str) -> str:
+    """A kernel setting as /proc/sys shows it (`?` where it cannot be read)."""
+    try:
+        return Path("/proc/sys", name).read_text().strip()
+    except OSError:
+        return "?"
