@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, request, request_started
@@ -202,10 +203,15 @@ def test_under_gunicorn_the_opening_leaves_in_one_segment_and_the_environ_is_let
     fast_app: Flask, ada: Login, tcp_socket: socket.socket
 ) -> None:
     opened(fast_app.test_client(), ada).close()  # keeps the headers
-    environ = EnvironBuilder(path=EVENTS, headers=ada.headers).get_environ()
+    environ = EnvironBuilder(path=EVENTS, headers=list(ada.headers.items())).get_environ()
     environ["gunicorn.socket"] = tcp_socket
     sent: list[str] = []
-    body = fast_app.wsgi_app(environ, lambda status, headers, *_: sent.append(status))
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: object) -> Any:
+        sent.append(status)
+        return sent.append
+
+    body = fast_app.wsgi_app(environ, start_response)
     assert sent == ["200 OK"]
     assert corked(tcp_socket)  # while the server writes the headers and the first chunks
     chunks = iter(body)
