@@ -221,20 +221,24 @@ class EventStream:
         One generator with no delegation: its stack is what a waiting stream keeps.
         """
         cursor = self.cursor
-        last_check = time.monotonic()
-        beat_at = self._next_beat(last_check)
+        last_write = last_check = time.monotonic()
+        # The wake-up asked of the clock moves on only once reached: a busy stream asks
+        # for one per heartbeat period, not one per event.
+        wake_at = self._next_beat(last_write)
         try:
             while self.subscriber.ended is None and time.monotonic() < self.deadline:
-                event = self.subscriber.next_event(beat_at)
+                event = self.subscriber.next_event(wake_at)
                 now = time.monotonic()
                 if now - last_check >= self.settings.revalidate_seconds:
                     last_check = now
                     if not self._still_signed_in():
                         return
-                chunk = self._chunk(event, cursor, beat=now >= beat_at)
+                chunk = self._chunk(event, cursor, beat=now >= self._next_beat(last_write))
                 if chunk is not None:
-                    beat_at = self._next_beat(now)
+                    last_write = now
                     yield chunk
+                if now >= wake_at:
+                    wake_at = self._next_beat(last_write)
             if self.subscriber.ended == "shutdown":
                 yield self._resume_hint()
         finally:

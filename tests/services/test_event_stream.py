@@ -9,6 +9,7 @@ import pytest
 import redis
 from flask import Flask
 
+from backend.events import publish
 from backend.redis_store import redis_url
 from backend.sse import hub_for
 from backend.streaming import EventStream, StreamSettings
@@ -65,4 +66,28 @@ def test_heartbeats_come_within_the_heartbeat_period_of_the_last_write(stream_ap
         assert next(body) == ": keep-alive\n\n"
         # Rounded to the clock's quantum (a tenth of the period here), never later.
         assert 0.3 - 0.01 <= time.monotonic() - written < 0.4 + 0.6  # (a busy machine is late)
+    body.close()  # type: ignore[attr-defined]
+
+
+def test_a_busy_stream_asks_the_clock_once_per_period_and_beats_after_its_last_write(
+    stream_app: Flask,
+) -> None:
+    settings = StreamSettings(heartbeat_seconds=0.4, max_lifetime_seconds=30)
+    stream = EventStream(
+        app=stream_app, hub=hub_for(redis_url(stream_app)), channels=["user:1"], session_id=7,
+        resume_from=None, settings=settings, session_active=lambda session_id: True,
+    )  # fmt: skip
+    body = iter(stream)
+    assert next(body) == "retry: 3000\n\n"
+    asked: list[float] = []
+    for n in range(4):
+        time.sleep(0.05)
+        publish("user:1", "note", {"n": n})  # the first may come before the stream waited
+        assert "event: note" in next(body)
+        asked.append(stream.subscriber.waits_until)
+    asked = asked[1:]
+    written = time.monotonic()
+    assert len(set(asked)) == 1  # the events did not move the wake-up
+    assert next(body) == ": keep-alive\n\n"
+    assert time.monotonic() - written >= 0.3 - 0.01  # a period after the last event, not before
     body.close()  # type: ignore[attr-defined]
