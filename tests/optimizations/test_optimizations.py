@@ -12,6 +12,7 @@ from flask import Flask
 from backend.config import load_config
 from backend.optimizations import catalog_cache, replay
 from backend.optimizations.gc_freeze import (
+    FULL_AFTER_MIDDLE,
     THAW_SECONDS,
     SurvivorFreezer,
     freeze_loaded_app,
@@ -82,6 +83,17 @@ def survivors_frozen() -> Iterator[Callable[[float], None]]:
     for uninstall in installed:
         uninstall()
     gc.unfreeze()
+
+
+def test_full_collections_come_rarer_until_it_is_uninstalled() -> None:
+    before = gc.get_threshold()
+    uninstall = freeze_survivors()
+    try:
+        assert gc.get_threshold() == (before[0], before[1], FULL_AFTER_MIDDLE)
+    finally:
+        uninstall()
+        gc.unfreeze()
+    assert gc.get_threshold() == before
 
 
 def test_what_survives_a_full_collection_is_frozen_young_collections_freeze_nothing(
