@@ -31,7 +31,7 @@ walks only what was created since, and comes only once that has grown by a
 quarter of what the last one found (CPython's own rule) and, here, after at least
 100 middle-generation collections instead of 10 (a full collection found nothing
 anyway): in the latency-under-load row, the p99 went from 34-53 ms in four runs
-to 35-36 ms in two, its one or two full collections of the ten seconds gone.
+to 35-37 ms in three, its one or two full collections of the ten seconds gone.
 
 Costs: a reference cycle that becomes garbage after it was frozen stays until
 the next thaw: every `THAW_SECONDS` (10 min), one full collection walks
@@ -69,11 +69,10 @@ def freeze_loaded_app(app: object) -> bool:
 class SurvivorFreezer:
     """A `gc.callbacks` entry: freeze after each full collection, thaw one every `thaw_every` s."""
 
-    def __init__(self, thaw_every: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, thaw_every: float) -> None:
         """Start the thaw period now."""
         self.thaw_every = thaw_every
-        self.clock = clock
-        self.thawed_at = clock()
+        self.thawed_at = time.monotonic()
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         """Before a full collection, thaw if one is due; after it, freeze the survivors."""
@@ -81,9 +80,9 @@ class SurvivorFreezer:
             return
         if phase == "stop":
             gc.freeze()
-        elif self.clock() - self.thawed_at >= self.thaw_every:
+        elif time.monotonic() - self.thawed_at >= self.thaw_every:
             gc.unfreeze()  # this collection walks everything: late cycles are freed
-            self.thawed_at = self.clock()
+            self.thawed_at = time.monotonic()
 
 
 def freeze_survivors(thaw_every: float = THAW_SECONDS) -> Callable[[], None]:

@@ -50,8 +50,8 @@ from backend.streaming import StreamBody
 STREAM_ENDPOINT = "events.stream"
 OPENED_STATUS = "200 OK"
 TOPICS_QUERY = re.compile(r"^(?:topics=([A-Za-z0-9:,_-]{0,200}))?$")
-# Request headers Flask must see: CORS, cookies, conditional requests.
 CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux: hold small writes until uncorked
+# Request headers Flask must see: CORS, cookies, conditional requests.
 FLASK_ONLY = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 
 

@@ -17,7 +17,7 @@ from typing import cast
 import pytest
 from flask import Flask
 
-from backend.events import parse_id, publish, stream_key
+from backend.events import Event, parse_id, publish, stream_key
 from backend.hub_positions import HubPositions
 from backend.redis_store import get_redis, redis_url
 from backend.sse import hub_for
@@ -182,8 +182,6 @@ def test_a_read_teaches_only_the_confirmation_it_was_read_after() -> None:
 
 
 def test_the_newest_of_the_read_and_the_delivered_events_is_kept() -> None:
-    from backend.events import Event
-
     positions = HubPositions()
     positions.confirmed("c")
     _, since = positions.snapshot(["c"])

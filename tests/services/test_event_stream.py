@@ -15,6 +15,7 @@ from backend.sse import hub_for
 from backend.streaming import EventStream, StreamSettings
 
 QUICK = StreamSettings(heartbeat_seconds=0.05, revalidate_seconds=0.0, max_lifetime_seconds=5)
+PERIOD = StreamSettings(heartbeat_seconds=0.4, max_lifetime_seconds=30)  # heartbeats to time
 
 
 @pytest.fixture
@@ -24,10 +25,12 @@ def stream_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
         yield app
 
 
-def a_stream(app: Flask, session_active: Callable[[int], bool]) -> EventStream:
+def a_stream(
+    app: Flask, session_active: Callable[[int], bool], settings: StreamSettings = QUICK
+) -> EventStream:
     return EventStream(
         app=app, hub=hub_for(redis_url(app)), channels=["user:1"], session_id=7,
-        resume_from=None, settings=QUICK, session_active=session_active,
+        resume_from=None, settings=settings, session_active=session_active,
     )  # fmt: skip
 
 
@@ -54,11 +57,7 @@ def test_a_stream_goes_on_while_the_check_says_yes_or_cannot_answer(stream_app: 
 
 
 def test_heartbeats_come_within_the_heartbeat_period_of_the_last_write(stream_app: Flask) -> None:
-    settings = StreamSettings(heartbeat_seconds=0.4, max_lifetime_seconds=30)
-    stream = EventStream(
-        app=stream_app, hub=hub_for(redis_url(stream_app)), channels=["user:1"], session_id=7,
-        resume_from=None, settings=settings, session_active=lambda session_id: True,
-    )  # fmt: skip
+    stream = a_stream(stream_app, lambda session_id: True, PERIOD)
     body = iter(stream)
     assert next(body) == "retry: 3000\n\n"
     for _ in range(3):
@@ -72,11 +71,7 @@ def test_heartbeats_come_within_the_heartbeat_period_of_the_last_write(stream_ap
 def test_a_busy_stream_asks_the_clock_once_per_period_and_beats_after_its_last_write(
     stream_app: Flask,
 ) -> None:
-    settings = StreamSettings(heartbeat_seconds=0.4, max_lifetime_seconds=30)
-    stream = EventStream(
-        app=stream_app, hub=hub_for(redis_url(stream_app)), channels=["user:1"], session_id=7,
-        resume_from=None, settings=settings, session_active=lambda session_id: True,
-    )  # fmt: skip
+    stream = a_stream(stream_app, lambda session_id: True, PERIOD)
     body = iter(stream)
     assert next(body) == "retry: 3000\n\n"
     asked: list[float] = []
