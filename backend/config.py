@@ -214,6 +214,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         "SSE_HEARTBEAT_SECONDS": _int(env, "SSE_HEARTBEAT_SECONDS", 15),
         "SSE_MAX_LIFETIME_SECONDS": _int(env, "SSE_MAX_LIFETIME_SECONDS", 3600),
         "SSE_QUEUE_SIZE": _int(env, "SSE_QUEUE_SIZE", 256),
+        "SSE_SESSION_CHECK_SECONDS": _int(env, "SSE_SESSION_CHECK_SECONDS", 60),
         "EVENTS_MAXLEN": _int(env, "EVENTS_MAXLEN", 1000),
         "EVENTS_TTL_SECONDS": _int(env, "EVENTS_TTL_SECONDS", 24 * 3600),
         "SPOOL_DIR": env.get("SPOOL_DIR") or str(VAR_DIR / "spool"),

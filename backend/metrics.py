@@ -49,7 +49,9 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SSE_CONNECTIONS = Gauge("sse_connections", "Open event streams.", multiprocess_mode="livesum")
-SSE_DELIVERED = Counter("sse_events_delivered_total", "Events written to event streams.")
+SSE_DELIVERED = Counter(
+    "sse_events_delivered_total", "Events queued to live event streams, or replayed as they open."
+)
 SSE_DROPPED = Counter(
     "sse_events_dropped_total", "Events not queued because a client's queue was full."
 )

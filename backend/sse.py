@@ -32,6 +32,7 @@ from backend.channels import REAUTHORIZE_USERS, REVOKED_SESSIONS, user_channel
 from backend.events import LIVE_PREFIX, Event, decode_live, live_channel
 from backend.hub_positions import HubPositions
 from backend.metrics import SSE_CONNECTIONS as CONNECTIONS
+from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.metrics import SSE_DROPPED as DROPPED
 from backend.redis_sentinel import BlockingSentinelPool
 from backend.redis_store import RedisTarget, client_for
@@ -69,14 +70,15 @@ class Subscriber:
         self._wakeup = threading.Event()
         self.waits_until = 0.0  # the wake-up asked of the clock last
 
-    def offer(self, event: Event) -> None:
-        """Queue an event, or end the stream if the client cannot keep up."""
+    def offer(self, event: Event) -> bool:
+        """Queue an event, or end the stream if the client cannot keep up (then False)."""
         if len(self._pending) >= self.maxsize:
             DROPPED.inc()
             self.end("overflow")
-            return
+            return False
         self._pending.append(event)
         self._wakeup.set()
+        return True
 
     def end(self, reason: str) -> None:
         """Ask the stream to finish (it wakes up if it is waiting)."""
@@ -262,19 +264,28 @@ class Hub:
             with self._lock:
                 targets = list(self._by_channel.get(name, ()))
                 self.positions.delivered(event)  # with the targets: see hub_positions
-            for subscriber in targets:
-                subscriber.offer(event)
+            queued = sum(subscriber.offer(event) for subscriber in targets)
+            if queued:
+                DELIVERED.inc(queued)  # once per event: a counter is a lock and a page write
         elif message["type"] == "message" and channel == REVOKED_SESSIONS:
             self._end_sessions(message["data"].decode())
         elif message["type"] == "message" and channel == REAUTHORIZE_USERS:
             self._end_users(message["data"].decode())
 
-    def _end_sessions(self, payload: str) -> None:
-        ids = {int(part) for part in payload.split(",") if part.isdigit()}
+    def session_ids(self) -> set[int]:
+        """Return the device sessions of this hub's open streams."""
         with self._lock:
-            targets = [s for sid in ids for s in self._by_session.get(sid, ())]
+            return set(self._by_session)
+
+    def end_sessions(self, session_ids: set[int], reason: str) -> None:
+        """End the streams of `session_ids`, for `reason`."""
+        with self._lock:
+            targets = [s for sid in session_ids for s in self._by_session.get(sid, ())]
         for subscriber in targets:
-            subscriber.end("revoked")
+            subscriber.end(reason)
+
+    def _end_sessions(self, payload: str) -> None:
+        self.end_sessions({int(part) for part in payload.split(",") if part.isdigit()}, "revoked")
 
     def _end_users(self, payload: str) -> None:
         ids = {int(part) for part in payload.split(",") if part.isdigit()}

@@ -3,8 +3,9 @@
 The client's position is a cursor holding the last event id of every channel
 it reads; it is sent as the SSE `id:` of each event and comes back as
 `Last-Event-ID` when the client reconnects. Whether the stream's session is
-still signed in is asked of the check the caller passes (`session_active`):
-the stream knows nothing of accounts.
+still signed in is asked of the check the caller passes (`ended_among`), for
+all of a process's streams at once (`stream_sessions`): the stream knows
+nothing of accounts.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import redis
 from flask import Flask, current_app, has_app_context
 
-from backend.db import db
 from backend.events import Event, histories_after, latest_ids, parse_id
 from backend.hub_positions import Since
 from backend.metrics import SSE_DELIVERED as DELIVERED
 from backend.redis_store import get_redis
 from backend.sse import Hub, Subscriber
+from backend.stream_sessions import EndedAmong, sweep_for
 from backend.wakeups import round_up
 
 Cursor = dict[str, str]
@@ -51,6 +52,7 @@ class StreamSettings:
             retry_ms=int(str(config["SSE_RETRY_MS"])),
             heartbeat_seconds=float(str(config["SSE_HEARTBEAT_SECONDS"])),
             max_lifetime_seconds=float(str(config["SSE_MAX_LIFETIME_SECONDS"])),
+            revalidate_seconds=float(str(config["SSE_SESSION_CHECK_SECONDS"])),
             queue_size=int(str(config["SSE_QUEUE_SIZE"])),
         )
 
@@ -86,7 +88,7 @@ class EventStream:
     """The body of one `GET /events` response."""
 
     # Slots: a box holds tens of thousands of these, mostly idle.
-    __slots__ = ("app", "closed", "cursor", "deadline", "hub", "resume_from", "session_active",
+    __slots__ = ("app", "closed", "cursor", "deadline", "ended_among", "hub", "resume_from",
                  "settings", "subscriber")  # fmt: skip
 
     def __init__(
@@ -98,15 +100,16 @@ class EventStream:
         session_id: int,
         resume_from: Cursor | None,
         settings: StreamSettings,
-        session_active: Callable[[int], bool],
+        ended_among: EndedAmong,
     ) -> None:
         """Prepare a stream; nothing happens until it is iterated.
 
-        `session_active(session_id)` says whether the session may still read;
-        it is asked every `revalidate_seconds`, in an app context.
+        `ended_among(session_ids)` says which of the sessions of the process's
+        open streams may no longer read; it is asked every `revalidate_seconds`
+        for all of them together, in an app context (`stream_sessions`).
         """
         self.app = app
-        self.session_active = session_active
+        self.ended_among = ended_among
         self.hub = hub
         self.settings = settings
         self.resume_from = resume_from
@@ -126,6 +129,9 @@ class EventStream:
         """
         with self._app_context():
             self.hub.add(self.subscriber)
+            sweep_for(self.hub).use(
+                app=self.app, ended_among=self.ended_among, every=self.settings.revalidate_seconds
+            )
             try:
                 cursor, missed, reset = self._catch_up()
             except BaseException:
@@ -139,8 +145,9 @@ class EventStream:
             chunks.append(frame("stream.reset", f'{{"channels":[{channels}]}}', cursor))
         for event in missed:
             cursor[event.channel] = event.id
-            DELIVERED.inc()
             chunks.append(frame(event.type, event.data, cursor))
+        if missed:
+            DELIVERED.inc(len(missed))
         return chunks
 
     def _app_context(self) -> AbstractContextManager[object]:
@@ -216,12 +223,12 @@ class EventStream:
     def live(self) -> Generator[str, None, None]:
         """Yield live events and heartbeats after `open()` until the stream ends; then close.
 
-        Ends at the stream's lifetime, when the hub ends it (revoked, overflow,
-        shutdown: then with a `retry:` hint), or when the session is found ended.
+        Ends at the stream's lifetime, or when the hub ends it (revoked, found
+        ended, overflow, shutdown: then with a `retry:` hint).
         One generator with no delegation: its stack is what a waiting stream keeps.
         """
         cursor = self.cursor
-        last_write = last_check = time.monotonic()
+        last_write = time.monotonic()
         # The wake-up asked of the clock moves on only once reached: a busy stream asks
         # for one per heartbeat period, not one per event.
         wake_at = self._next_beat(last_write)
@@ -229,10 +236,6 @@ class EventStream:
             while self.subscriber.ended is None and time.monotonic() < self.deadline:
                 event = self.subscriber.next_event(wake_at)
                 now = time.monotonic()
-                if now - last_check >= self.settings.revalidate_seconds:
-                    last_check = now
-                    if not self._still_signed_in():
-                        return
                 chunk = self._chunk(event, cursor, beat=now >= self._next_beat(last_write))
                 if chunk is not None:
                     last_write = now
@@ -258,7 +261,6 @@ class EventStream:
         """The frame of `event` if the client lacks it, else a heartbeat if one is due."""
         if event is not None and event.position > _position(cursor, event.channel):
             cursor[event.channel] = event.id
-            DELIVERED.inc()
             return frame(event.type, event.data, cursor)
         if beat:
             return ": keep-alive\n\n"
@@ -272,17 +274,6 @@ class EventStream:
         """
         retry_ms = self.settings.retry_ms
         return f"retry: {random.randint(max(1, retry_ms // 10), max(1, retry_ms))}\n\n"  # noqa: S311
-
-    def _still_signed_in(self) -> bool:
-        # A fallback: revocations are also pushed to the hub, which ends streams at once.
-        with self.app.app_context():
-            try:
-                return self.session_active(self.subscriber.session_id)
-            except redis.RedisError:
-                return True
-            finally:
-                if not db.is_closed():
-                    db.close()
 
 
 def _position(cursor: Cursor, channel: str) -> tuple[int, int]:

@@ -103,7 +103,7 @@ def open_stream(
         session_id=listener.session_id,
         resume_from=decode_cursor(last_event_id),
         settings=StreamSettings.from_config(app.config),
-        session_active=_session_active,
+        ended_among=sessions.ended_among,
     )
     try:
         first = body.open()  # subscribes and reads history now: a failure is a 503
@@ -119,9 +119,3 @@ def _listener(ticket: str | None) -> realtime.Listener:
         return realtime.listener(user_id=int(claims["sub"]), session_id=claims["sid"])
     user_id, sid = realtime.redeem_ticket(ticket)
     return realtime.listener(user_id=user_id, session_id=sid)
-
-
-def _session_active(session_id: int) -> bool:
-    # The stream's periodic re-check (revocations are pushed at once anyway): it
-    # leaves `last_seen_at` to the session's requests.
-    return sessions.is_active(session_id, note_seen=False)

@@ -7,8 +7,9 @@ overwrites the cache after commit, so its access tokens stop working at once.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 
 import redis
@@ -29,6 +30,7 @@ SEEN_KEY = "auth:seen:{}"
 ACTIVE_CACHE_SECONDS = 300
 SEEN_THROTTLE_SECONDS = 60
 ACTIVE, REVOKED = b"1", b"0"
+BATCH = 1000  # sessions per MGET or query of `ended_among`
 
 
 def new_jti() -> str:
@@ -121,6 +123,54 @@ def is_active(session_id: int, *, note_seen: bool = True) -> bool:
     except redis.RedisError as exc:
         log.warning("session_cache_unavailable", error=str(exc))
         return _load_is_active(session_id)
+
+
+def ended_among(session_ids: Collection[int]) -> set[int]:
+    """Return which of `session_ids` may no longer be used (the open streams' periodic check).
+
+    One MGET per `BATCH` sessions (`last_seen_at` is left to the sessions'
+    requests); the database answers for the sessions the cache lacks, in one
+    query per batch, and the cache is filled. When Redis is unreachable the
+    database answers for all of them. Raises the database's errors.
+    """
+    ids = sorted(set(session_ids))
+    try:
+        states = _cached_states(ids)
+    except redis.RedisError as exc:
+        log.warning("session_cache_unavailable", error=str(exc))
+        return set(ids) - _load_active(ids)
+    ended = {sid for sid, state in states.items() if state is not None and state != ACTIVE}
+    unknown = [sid for sid, state in states.items() if state is None]
+    if not unknown:
+        return ended
+    active = _load_active(unknown)
+    with contextlib.suppress(redis.RedisError), get_redis().pipeline(transaction=False) as pipe:
+        for sid in unknown:  # NX: never overwrite a revocation written since we read
+            if sid in active:
+                pipe.set(state_key(sid), ACTIVE, nx=True, ex=ACTIVE_CACHE_SECONDS)
+            else:
+                pipe.set(state_key(sid), REVOKED, nx=True, ex=_revoked_cache_seconds())
+        pipe.execute()
+    return ended | (set(unknown) - active)
+
+
+def _cached_states(ids: list[int]) -> dict[int, bytes | str | None]:
+    client = get_redis()
+    states: dict[int, bytes | str | None] = {}
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        states.update(zip(batch, client.mget([state_key(sid) for sid in batch]), strict=True))
+    return states
+
+
+def _load_active(ids: list[int]) -> set[int]:
+    active: set[int] = set()
+    for start in range(0, len(ids), BATCH):
+        query = AuthSession.select(AuthSession.id).where(
+            AuthSession.id.in_(ids[start : start + BATCH]) & _active()
+        )
+        active.update(session.id for session in query)
+    return active
 
 
 def _active() -> Expression:

@@ -42,7 +42,7 @@ def fast_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
 def a_stream(app: Flask, channel: str, resume_from: Cursor | None = None) -> EventStream:
     return EventStream(
         app=app, hub=hub_for(redis_url(app)), channels=[channel], session_id=1,
-        resume_from=resume_from, settings=QUICK, session_active=lambda session_id: True,
+        resume_from=resume_from, settings=QUICK, ended_among=lambda session_ids: set(),
     )  # fmt: skip
 
 
