@@ -13,11 +13,13 @@ stdlib route cost three times as much per request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import structlog
@@ -80,10 +82,29 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
 
 def begin_request(incoming_id: str) -> str:
     """Choose the request id (the client's when it is sane) and bind it to every log line."""
-    request_id = incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+    request_id = _request_id(incoming_id)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_id
+
+
+@contextlib.contextmanager
+def request_bound(incoming_id: str) -> Iterator[str]:
+    """Like `begin_request`, for the block only: the binding is undone when it ends.
+
+    For a response that outlives its logging (an event stream held for hours),
+    whose greenlet would otherwise keep the binding for as long as it lives.
+    """
+    request_id = _request_id(incoming_id)
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        yield request_id
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _request_id(incoming_id: str) -> str:
+    return incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
 
 
 def log_request(method: str, path: str, status: int, started: float) -> None:

@@ -11,7 +11,6 @@ nothing of accounts.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
 import time
 from collections.abc import Generator, Iterator
@@ -220,12 +219,13 @@ class EventStream:
                 self.hub.positions.learn(channel, read[channel], confirmation)
         return read
 
-    def live(self) -> Generator[str, None, None]:
-        """Yield live events and heartbeats after `open()` until the stream ends; then close.
+    def live(self, opening: str = "") -> Generator[str, None, None]:
+        """Yield `opening` (`open()`'s chunks, joined), then live events and heartbeats; close.
 
         Ends at the stream's lifetime, or when the hub ends it (revoked, found
-        ended, overflow, shutdown: then with a `retry:` hint).
-        One generator with no delegation: its stack is what a waiting stream keeps.
+        ended, overflow, shutdown: then with a `retry:` hint). One generator
+        carries the whole body, with no delegation while it waits: its frame
+        and stack are what a held stream keeps.
         """
         cursor = self.cursor
         last_write = time.monotonic()
@@ -233,6 +233,9 @@ class EventStream:
         # for one per heartbeat period, not one per event.
         wake_at = self._next_beat(last_write)
         try:
+            if opening:
+                yield opening
+                del opening  # sent: not kept for the stream's life
             while self.subscriber.ended is None and time.monotonic() < self.deadline:
                 event = self.subscriber.next_event(wake_at)
                 now = time.monotonic()
@@ -296,10 +299,10 @@ class StreamBody:
         self._live: Generator[str, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
-        """The chunks; C-level chaining keeps the stack shallow while the stream waits."""
-        self._live = self.stream.live()
-        first, self.first = self.first, []  # sent once; not kept for the stream's life
-        return itertools.chain(first, self._live)
+        """The chunks: the first ones joined (one write), then the live ones, from one generator."""
+        opening, self.first = "".join(self.first), []  # sent once; not kept for the stream's life
+        self._live = self.stream.live(opening)
+        return self._live
 
     def close(self) -> None:
         """End the stream."""

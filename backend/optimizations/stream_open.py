@@ -29,13 +29,15 @@ header list. Tests: `tests/optimizations/test_stream_open.py`.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
+import gevent  # type: ignore[import-untyped]  # no stubs
+import gevent.socket  # type: ignore[import-untyped]
 import redis
 from flask import Flask
 
@@ -51,6 +53,7 @@ STREAM_ENDPOINT = "events.stream"
 OPENED_STATUS = "200 OK"
 TOPICS_QUERY = re.compile(r"^(?:topics=([A-Za-z0-9:,_-]{0,200}))?$")
 CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux: hold small writes until uncorked
+KEEP = "CONNECTION"  # the request header gunicorn reads again once the response ends
 # Request headers Flask must see: CORS, cookies, conditional requests.
 FLASK_ONLY = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 
@@ -84,13 +87,13 @@ class StreamOpenMiddleware:
         body = self._open(environ, topics)
         if body is None:
             return self.wsgi_app(environ, start_response)
-        request_id = logs.begin_request(environ.get("HTTP_X_REQUEST_ID", ""))
-        headers = list(self.headers)
-        headers.insert(self.request_id_at, (logs.REQUEST_ID_HEADER, request_id))
-        start_response(OPENED_STATUS, headers)
-        metrics.observe_request("GET", self.rule, 200, started)
-        logs.log_request("GET", self.rule, 200, started)
-        body.sent_through(environ)
+        with logs.request_bound(environ.get("HTTP_X_REQUEST_ID", "")) as request_id:
+            headers = list(self.headers)
+            headers.insert(self.request_id_at, (logs.REQUEST_ID_HEADER, request_id))
+            start_response(OPENED_STATUS, headers)
+            metrics.observe_request("GET", self.rule, 200, started)
+            logs.log_request("GET", self.rule, 200, started)
+        body.sent_through(environ, start_response)
         return body
 
     def _topics(self, environ: Environ) -> str | None:
@@ -144,53 +147,77 @@ class StreamOpenMiddleware:
 class _EncodedBody:
     """The stream body as bytes (what Flask's `Response` sends for text); closes with it.
 
-    Under gunicorn the opening goes out in one segment: the socket is corked
-    while gunicorn writes the headers and the first chunks (two sends), and
-    uncorked before the stream waits. The request's environ is emptied once the
-    server iterates the body: gunicorn holds it for the stream's whole life, and
-    nothing reads it after the stream is open (our config has gunicorn's own
-    access log off).
+    Under gunicorn's gevent worker the opening goes out in one segment: the
+    socket is corked while gunicorn writes the headers and the opening (two
+    sends, in one go), and uncorked by the event loop once the stream waits.
+
+    What gunicorn keeps of the request for the stream's whole life is let go
+    of: once the server iterates the body, the environ is emptied (nothing
+    reads it after the stream is open; our config has gunicorn's own access
+    log off) and the parsed request headers are cut to `Connection` (all
+    gunicorn reads of them again: keep-alive, when the stream ends); once the
+    opening is out, the response headers it sent.
     """
 
-    __slots__ = ("body", "environ", "socket")
+    __slots__ = ("body", "environ", "server")
 
     def __init__(self, body: StreamBody) -> None:
         self.body = body
         self.environ: Environ = {}
-        self.socket: socket.socket | None = None
+        self.server: ServerResponse | None = None  # gunicorn's response, when it serves
 
-    def sent_through(self, environ: Environ) -> None:
+    def sent_through(self, environ: Environ, start_response: StartResponse) -> None:
         """Note the request: cork its socket (when it has one) until the opening is written."""
         self.environ = environ
+        self.server = _server_response(start_response)
         sock = environ.get("gunicorn.socket")
-        if CORK is not None and isinstance(sock, socket.socket):  # gevent's, once patched
+        if CORK is not None and isinstance(sock, gevent.socket.socket):  # a gevent worker's
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, CORK, 1)
-                self.socket = sock
+                # Runs once this greenlet yields: when the opening is written and the stream waits.
+                gevent.get_hub().loop.run_callback(_opened, sock, self.server)
 
     def __iter__(self) -> Iterator[bytes]:
-        """The chunks as bytes: the opening, the uncork, then the live stream (C-chained)."""
+        """The chunks as bytes, encoded at the C level over the body's one generator."""
         self.environ.clear()
         self.environ = {}
-        opening = len(self.body.first)
-        chunks = iter(self.body)
-        if self.socket is None:
-            return map(str.encode, chunks)
-        return itertools.chain(
-            map(str.encode, itertools.islice(chunks, opening)),
-            self._uncork(),
-            map(str.encode, chunks),
-        )
-
-    def _uncork(self) -> Iterator[bytes]:
-        sock, self.socket = self.socket, None
-        if sock is not None and CORK is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, CORK, 0)
-        yield from ()
+        if self.server is not None:
+            request = self.server.req
+            request.headers = [(name, value) for name, value in request.headers if name == KEEP]
+            self.server = None
+        return map(str.encode, self.body)
 
     def close(self) -> None:
         self.body.close()
+
+
+class ServerRequest(Protocol):
+    """What this trims of gunicorn's request (`gunicorn.http.message.Request`)."""
+
+    headers: list[tuple[str, str]]
+
+
+class ServerResponse(Protocol):
+    """What this reads and trims of gunicorn's response (`gunicorn.http.wsgi.Response`)."""
+
+    req: ServerRequest
+    headers: list[tuple[str, str]]
+    headers_sent: bool
+
+
+def _server_response(start_response: StartResponse) -> ServerResponse | None:
+    """The response object of gunicorn behind `start_response` when it serves, else None."""
+    wsgi = sys.modules.get("gunicorn.http.wsgi")  # loaded when gunicorn serves; never imported here
+    server = getattr(start_response, "__self__", None)
+    return server if wsgi is not None and isinstance(server, wsgi.Response) else None
+
+
+def _opened(sock: socket.socket, server: ServerResponse | None) -> None:
+    """The opening is written and the stream waits: uncork, let go of the headers sent."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, CORK or 0, 0)
+    if server is not None and server.headers_sent:
+        server.headers = []
 
 
 def init_app(app: Flask, tokens: TokenVerifier) -> None:

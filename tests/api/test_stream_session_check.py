@@ -10,8 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_jwt_extended import decode_token
 
-from backend.redis_store import get_redis
+from backend.redis_store import get_redis, redis_target
 from backend.services import sessions
+from backend.sse import hub_for
 from tests.support.accounts import Login, login, make_user
 from tests.support.sse import Frame, frames
 
@@ -55,3 +56,7 @@ def test_the_stream_of_a_session_revoked_unannounced_ends_and_the_others_go_on(
     assert kept_reader.is_alive()
     kept_reader.join(timeout=1.5)  # another check or two
     assert kept_reader.is_alive()
+    # Ended here: a stream left open would go on being checked, against the next test's database.
+    hub_for(redis_target(sse_app)).end_sessions({decode_token(kept.access)["sid"]}, "test over")
+    kept_reader.join(timeout=5)
+    assert not kept_reader.is_alive()

@@ -10,7 +10,13 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]  # no stubs
+import gevent.socket  # type: ignore[import-untyped]
+import gunicorn.config
+import gunicorn.http
+import gunicorn.http.wsgi
 import pytest
+import structlog
 from flask import Flask, request, request_started
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
@@ -110,6 +116,27 @@ def test_it_writes_the_access_line_and_keeps_the_request_id(fast_app: Flask, ada
     assert response.headers[logs.REQUEST_ID_HEADER] == "storm-1"
 
 
+def test_the_request_id_is_bound_only_while_the_stream_opens(fast_app: Flask, ada: Login) -> None:
+    """The stream's greenlet outlives its logging: it must not keep the binding for hours."""
+    opened(fast_app.test_client(), ada).close()  # keeps the headers
+    environ = EnvironBuilder(
+        path=EVENTS, headers=[*ada.headers.items(), ("X-Request-ID", "storm-2")]
+    ).get_environ()
+    structlog.contextvars.clear_contextvars()
+    sent: list[tuple[str, str]] = []
+
+    def start_response(_status: str, headers: list[tuple[str, str]], *_: object) -> Any:
+        sent.extend(headers)
+        return lambda _data: None
+
+    with captured_logs(fast_app) as lines:
+        body = fast_app.wsgi_app(environ, start_response)
+    assert (logs.REQUEST_ID_HEADER, "storm-2") in sent
+    assert [a["request_id"] for a in lines.access()] == ["storm-2"]
+    assert structlog.contextvars.get_contextvars() == {}
+    body.close()  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("query", "headers"),
     [
@@ -183,15 +210,35 @@ def test_redis_trouble_goes_to_flask_which_answers_503(fast_app: Flask, ada: Log
         del fast_app.extensions["redis"]
 
 
-@pytest.fixture
-def tcp_socket() -> Iterator[socket.socket]:
-    """The server side of a real loopback TCP connection (what gunicorn hands the app)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
+def loopback(socket_class: type[socket.socket]) -> Iterator[tuple[socket.socket, socket.socket]]:
+    """Both ends of a real loopback TCP connection: the one a `socket_class` accepted, the peer."""
+    with socket_class() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
         peer = socket.create_connection(listener.getsockname())
         server_side, _ = listener.accept()
-        yield server_side
+        yield server_side, peer
         server_side.close()
         peer.close()
+
+
+@pytest.fixture
+def tcp_connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A gevent socket, as a gevent worker of gunicorn hands the app, and its client's end."""
+    yield from loopback(gevent.socket.socket)
+
+
+@pytest.fixture
+def tcp_socket(tcp_connection: tuple[socket.socket, socket.socket]) -> socket.socket:
+    """The server's end of `tcp_connection`."""
+    return tcp_connection[0]
+
+
+@pytest.fixture
+def plain_socket() -> Iterator[socket.socket]:
+    """A plain socket, as a sync or threaded worker hands the app."""
+    for server_side, _ in loopback(socket.socket):
+        yield server_side
 
 
 def corked(sock: socket.socket) -> bool:
@@ -213,12 +260,58 @@ def test_under_gunicorn_the_opening_leaves_in_one_segment_and_the_environ_is_let
 
     body = fast_app.wsgi_app(environ, start_response)
     assert sent == ["200 OK"]
-    assert corked(tcp_socket)  # while the server writes the headers and the first chunks
+    assert corked(tcp_socket)  # while the server writes the headers and the opening
     chunks = iter(body)
     assert environ == {}  # gunicorn holds it for the stream's whole life
     assert next(chunks) == b"retry: 500\n\n"
     assert corked(tcp_socket)
-    publish(f"user:{ada.user_id}", "note", {"n": 1})
-    assert b"event: note" in next(chunks)  # the stream waited uncorked
+    gevent.sleep(0)  # the worker's event loop runs once the stream waits
     assert not corked(tcp_socket)
+    publish(f"user:{ada.user_id}", "note", {"n": 1})
+    assert b"event: note" in next(chunks)
+    body.close()  # type: ignore[attr-defined]
+
+
+def test_a_socket_no_event_loop_serves_is_never_corked(
+    fast_app: Flask, ada: Login, plain_socket: socket.socket
+) -> None:
+    opened(fast_app.test_client(), ada).close()  # keeps the headers
+    environ = EnvironBuilder(path=EVENTS, headers=list(ada.headers.items())).get_environ()
+    environ["gunicorn.socket"] = plain_socket  # a sync or threaded worker's: nothing would uncork
+    body = fast_app.wsgi_app(environ, lambda *_: lambda _data: None)
+    assert next(iter(body)) == b"retry: 500\n\n"
+    assert not corked(plain_socket)
+    body.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("connection", [None, "close"])
+def test_of_a_stream_gunicorn_serves_it_keeps_only_what_it_reads_again(
+    fast_app: Flask,
+    ada: Login,
+    tcp_connection: tuple[socket.socket, socket.socket],
+    connection: str | None,
+) -> None:
+    """gunicorn's own request and response objects, over a real socket, as its worker uses them."""
+    opened(fast_app.test_client(), ada).close()  # keeps the headers
+    server_side, client_side = tcp_connection
+    asked = f"Connection: {connection}\r\n" if connection else ""
+    client_side.sendall(
+        f"GET {EVENTS} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n"
+        f"Authorization: {ada.headers['Authorization']}\r\n{asked}\r\n".encode()
+    )
+    config = gunicorn.config.Config()
+    server_request = next(gunicorn.http.get_parser(config, server_side, ("127.0.0.1", 1)))
+    addresses = (("127.0.0.1", 1), ("127.0.0.1", 2))
+    server_response, environ = gunicorn.http.wsgi.create(
+        server_request, server_side, *addresses, config
+    )
+    body = fast_app.wsgi_app(environ, server_response.start_response)
+    chunks = iter(body)
+    # The request headers are let go of, but for the one read to decide keep-alive.
+    assert server_request.headers == ([("CONNECTION", connection)] if connection else [])
+    server_response.write(next(chunks))  # what the worker does: the headers, then the opening
+    gevent.sleep(0)  # the stream waits: its event loop runs
+    assert server_response.headers == []  # sent: let go of too
+    assert server_response.should_close() is (connection == "close")
+    assert b"retry: 500" in client_side.recv(65536)
     body.close()  # type: ignore[attr-defined]
