@@ -64,21 +64,24 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Drain on SIGTERM (see `backend.draining`); freeze the loaded app out of the GC.
+    """Drain on SIGTERM (see `backend.draining`); freeze the app; accept in batches.
 
     On SIGTERM (a graceful stop of the instance) the worker starts draining:
     `/readyz` answers 503, requests in flight close their connection after
     their response, and event streams end at once (with a `retry:` hint) so
     their clients resume on another instance; then gunicorn's own handler
     stops accepting and waits for the rest, up to `graceful_timeout`.
-    The freezes (the loaded app, then what survives each full collection) are part of
-    the optimisation layer (`backend.optimizations.gc_freeze`).
+    The freezes (the loaded app, then what survives each full collection) and the
+    batched accepts are part of the optimisation layer
+    (`backend.optimizations.gc_freeze`, `backend.optimizations.accept_batch`).
     """
     import signal
 
+    from backend.optimizations.accept_batch import install_in
     from backend.optimizations.gc_freeze import freeze_loaded_app, freeze_survivors
     from backend.sse import close_all
 
+    install_in(worker)  # before the worker builds its servers
     if freeze_loaded_app(worker.wsgi):
         freeze_survivors()
 

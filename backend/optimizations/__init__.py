@@ -24,8 +24,10 @@ development). Each module says what it speeds up, the benchmark row in
   pipeline (`redis_store.round_trip`);
 - `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
   they were returned under a second ago;
-- `gc_freeze`: the loaded app kept out of full GC collections (called from
-  `backend.gunicorn_conf.post_worker_init`, not from here).
+- `gc_freeze`: the loaded app kept out of full GC collections, and
+  `accept_batch`: a few connections accepted per wake-up of a gevent worker
+  (both called from `backend.gunicorn_conf.post_worker_init`, not from here;
+  `switch` says whether the layer is on for the app a worker loaded).
 """
 
 from __future__ import annotations

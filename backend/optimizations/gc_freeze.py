@@ -48,6 +48,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from backend.optimizations.switch import enabled_in
+
 THAW_SECONDS = 600.0
 FULL_AFTER_MIDDLE = 100  # middle-generation collections between full ones at most (CPython: 10)
 
@@ -58,8 +60,7 @@ def freeze_loaded_app(app: object) -> bool:
     Does nothing unless `app` is a Flask app with `OPTIMIZATIONS` on (gunicorn
     hands over a stand-in app when loading failed).
     """
-    config = getattr(app, "config", None)
-    if not isinstance(config, dict) or not config.get("OPTIMIZATIONS"):
+    if not enabled_in(app):
         return False
     gc.collect()
     gc.freeze()
