@@ -17,7 +17,9 @@ sent for the first stream it opened through Flask (every header after the
 hooks; `X-Request-ID` put back per request), and the three things the hooks
 do per request are done with the same functions: the request id, the access
 line, the request metric (the contract of `replay`: the hooks are pinned at
-startup, and nothing is kept if they changed).
+startup, and if they changed nothing is kept and Flask opens every stream).
+Until the headers are known, streams are opened through Flask one at a time,
+the others waiting: a reconnect storm reaches a new worker all at once.
 
 Whatever it cannot vouch for goes through Flask, so every refusal and every
 error is the main path's: no or odd `Authorization`, a query other than
@@ -32,6 +34,7 @@ import contextlib
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
@@ -56,6 +59,7 @@ CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux: hold small writes
 KEEP = "CONNECTION"  # the request header gunicorn reads again once the response ends
 # Request headers Flask must see: CORS, cookies, conditional requests.
 FLASK_ONLY = ("HTTP_COOKIE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+LEARN_WAIT_SECONDS = 2.0  # how long a stream waits for another to learn the headers
 
 
 class StreamOpenMiddleware:
@@ -73,16 +77,20 @@ class StreamOpenMiddleware:
         self.hooks = request_hooks(app)
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == STREAM_ENDPOINT)
         self.rule = rule.rule
-        self.headers: list[tuple[str, str]] | None = None  # what the app sent, minus the id
+        self.headers: list[tuple[str, str]] = []  # what the app sent, minus the id; [] unknown
         self.request_id_at = 0
+        self.learning = threading.Lock()  # held by the stream learning the headers through Flask
+        self.gave_up = False  # the app's answer can never be reused: Flask opens every stream
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Open the stream here when it can vouch for the request, else run the app."""
         topics = self._topics(environ)
-        if topics is None:
+        if topics is None or self.gave_up:
             return self.wsgi_app(environ, start_response)
-        if self.headers is None:
-            return self._run_and_keep(environ, start_response)
+        if not self.headers:
+            learnt = self._learn(environ, start_response)
+            if learnt is not None:
+                return learnt
         started = time.perf_counter()
         body = self._open(environ, topics)
         if body is None:
@@ -125,20 +133,41 @@ class StreamOpenMiddleware:
                 return None  # Flask answers it, in the main path's words
         return _EncodedBody(body)
 
+    def _learn(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes] | None:
+        """Open through Flask to learn the headers, one stream at a time; None: open in front.
+
+        In a storm every stream of a new worker arrives before the first is
+        open: the others wait for it (up to `LEARN_WAIT_SECONDS`, then Flask
+        opens them) instead of all paying Flask's price.
+        """
+        if not self.learning.acquire(timeout=LEARN_WAIT_SECONDS):
+            return self.wsgi_app(environ, start_response)
+        try:
+            if self.headers:
+                return None  # learnt while this one waited
+            return self._run_and_keep(environ, start_response)
+        finally:
+            self.learning.release()
+
     def _run_and_keep(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Open through Flask and keep the status and headers it sent, if they may be reused."""
+        """Open through Flask and keep the status and headers it sent, if they may be reused.
+
+        A refusal says nothing of the next stream's answer; an opened stream
+        whose answer cannot be reused says the same of every stream's.
+        """
 
         def keep(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             names = [name.lower() for name, _ in headers]
             reusable = (
-                status == OPENED_STATUS
-                and names.count(logs.REQUEST_ID_HEADER.lower()) == 1
+                names.count(logs.REQUEST_ID_HEADER.lower()) == 1
                 and "set-cookie" not in names
                 and request_hooks(self.app) == self.hooks
             )
-            if reusable:
+            if status == OPENED_STATUS and reusable:
                 self.request_id_at = names.index(logs.REQUEST_ID_HEADER.lower())
                 self.headers = [h for i, h in enumerate(headers) if i != self.request_id_at]
+            elif status == OPENED_STATUS:
+                self.gave_up = True
             return start_response(status, headers, *args)
 
         return self.wsgi_app(environ, keep)

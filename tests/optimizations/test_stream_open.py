@@ -6,7 +6,10 @@ only a request Flask handles sends it.
 
 from __future__ import annotations
 
+import itertools
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -197,7 +200,87 @@ def test_nothing_is_kept_when_the_hooks_changed(make_app: Callable[..., Flask]) 
         bob = login(app.test_client(), "bob@example.test")
         for _ in range(2):
             app.test_client().get(EVENTS, headers=bob.headers, buffered=False).close()
-    assert middleware.headers is None
+    assert middleware.headers == []
+    assert middleware.gave_up  # every stream goes straight to Flask, without waiting its turn
+
+
+def stream_middleware(app: Flask) -> StreamOpenMiddleware:
+    middleware = app.wsgi_app.wsgi_app  # type: ignore[attr-defined]  # under the replay
+    assert isinstance(middleware, StreamOpenMiddleware)
+    return middleware
+
+
+def held_in_flask(middleware: StreamOpenMiddleware) -> threading.Event:
+    """Make Flask's first request wait until the returned event is set (a slow first open)."""
+    release = threading.Event()
+    through_flask = middleware.wsgi_app
+    calls = itertools.count()
+
+    def slow(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if next(calls) == 0:
+            release.wait(10)
+        return through_flask(environ, start_response)
+
+    middleware.wsgi_app = slow
+    return release
+
+
+def open_at_once(app: Flask, who: Login, count: int) -> tuple[list[threading.Thread], list[int]]:
+    statuses: list[int] = []
+
+    def open_one() -> None:
+        response = app.test_client().get(EVENTS, headers=who.headers, buffered=False)
+        statuses.append(response.status_code)
+        response.close()
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, statuses
+
+
+def test_streams_arriving_before_the_headers_are_known_wait_for_the_first(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    """A storm reaching a new worker: one stream is opened through Flask, the rest in front."""
+    release = held_in_flask(stream_middleware(fast_app))
+    flask_requests.clear()
+    threads, statuses = open_at_once(fast_app, ada, 5)
+    time.sleep(0.3)  # all five have arrived: one in Flask, four waiting for it
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [200] * 5
+    assert len(flask_requests) == 1
+
+
+def test_a_stream_waits_for_the_first_only_so_long(
+    fast_app: Flask, flask_requests: list[str], ada: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backend.optimizations.stream_open.LEARN_WAIT_SECONDS", 0.1)
+    release = held_in_flask(stream_middleware(fast_app))
+    flask_requests.clear()
+    threads, statuses = open_at_once(fast_app, ada, 2)
+    time.sleep(0.5)
+    assert statuses == [200]  # the second stopped waiting, and Flask opened it
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [200, 200]
+    assert len(flask_requests) == 2
+
+
+def test_a_refusal_first_does_not_stop_the_next_stream_being_kept(
+    fast_app: Flask, flask_requests: list[str], ada: Login
+) -> None:
+    client = fast_app.test_client()
+    assert_error(client.get(f"{EVENTS}?topics=admin", headers=ada.headers), 403, "forbidden")
+    middleware = stream_middleware(fast_app)
+    assert (middleware.headers, middleware.gave_up) == ([], False)
+    opened(client, ada).close()
+    flask_requests.clear()
+    opened(client, ada).close()
+    assert flask_requests == []
 
 
 def test_redis_trouble_goes_to_flask_which_answers_503(fast_app: Flask, ada: Login) -> None:
