@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,12 +41,24 @@ def database_from_url(
     pooled: bool = False,
     pool_size: int = 20,
     postgres_pool: type[PooledPostgresqlDatabase] = PooledPostgresqlDatabase,
+    connection_state: Callable[[], object] | None = None,
 ) -> Database:
     """Build an unconnected database for `url` (`sqlite:///...` or `postgresql://...`).
 
     A pooled PostgreSQL database is a `postgres_pool` (the optimisation layer
-    passes a subclass). Raises `ValueError` for any other scheme.
+    passes a subclass), and `connection_state` makes what stands in for
+    Peewee's per-thread connection state (the same layer's). Raises
+    `ValueError` for any other scheme.
     """
+    database = _database_for(url, pooled=pooled, pool_size=pool_size, postgres_pool=postgres_pool)
+    if connection_state is not None:
+        database._state = connection_state()  # type: ignore[attr-defined]  # unconnected yet
+    return database
+
+
+def _database_for(
+    url: str, *, pooled: bool, pool_size: int, postgres_pool: type[PooledPostgresqlDatabase]
+) -> Database:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else ""

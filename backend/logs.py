@@ -14,11 +14,13 @@ stdlib route cost three times as much per request.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -103,8 +105,34 @@ def request_bound(incoming_id: str) -> Iterator[str]:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
+class RequestIds:
+    """Request ids of 32 hex digits: this process's random prefix and a counter.
+
+    Unique across processes and restarts (each process, forked ones too, draws
+    its own 64-bit prefix) without a `uuid4` per request: a system call and a
+    UUID object, 1.5% of a worker's time in a reconnect storm.
+    """
+
+    def __init__(self) -> None:
+        """Draw the prefix; the counter starts at zero."""
+        self.restart()
+
+    def restart(self) -> None:
+        """Draw a new prefix and start counting again (a forked child's ids are its own)."""
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+    def next_id(self) -> str:
+        """Return a new id (safe from any thread: `itertools.count` is atomic)."""
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+request_ids = RequestIds()
+os.register_at_fork(after_in_child=request_ids.restart)
+
+
 def _request_id(incoming_id: str) -> str:
-    return incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+    return incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else request_ids.next_id()
 
 
 def log_request(method: str, path: str, status: int, started: float) -> None:

@@ -192,6 +192,9 @@ class Hub:
         return True
 
     def _ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return  # nearly always: the lock is only needed to start it
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sse-hub", daemon=True)

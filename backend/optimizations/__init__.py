@@ -24,6 +24,8 @@ development). Each module says what it speeds up, the benchmark row in
   pipeline (`redis_store.round_trip`);
 - `pool`: pooled PostgreSQL connections handed out without `SELECT 1` when
   they were returned under a second ago;
+- `connection_state`: Peewee's per-thread connection state in a context
+  variable, so that asking whether a connection is open allocates nothing;
 - `gc_freeze`: the loaded app kept out of full GC collections, and
   `accept_batch`: a few connections accepted per wake-up of a gevent worker
   (both called from `backend.gunicorn_conf.post_worker_init`, not from here;
@@ -37,6 +39,7 @@ from flask import Flask
 from backend.optimizations import (
     authenticated,
     catalog_cache,
+    connection_state,
     hub_positions,
     order_cache,
     pool,
@@ -51,6 +54,7 @@ def init_app(app: Flask) -> None:
     if not app.config.get("OPTIMIZATIONS"):
         return
     pool.init_app(app)
+    connection_state.init_app(app)  # after `pool`: rebinds what it built
     catalog = catalog_cache.init_app(app)
     tokens, seen = authenticated.init_app(app)
     order_cache.init_app(app, tokens, seen)
