@@ -56,6 +56,7 @@ class StormResult:
     rss_before_kb: int = 0
     rss_held_kb: int = 0
     open_cores: float = 0.0
+    open_cpu_seconds: float = 0.0  # the workers', while the storm opened
     open_outside_cores: float = 0.0
     hold_cores: float = 0.0
     samples: list[Sample] = field(default_factory=list)  # before, while opening, holding
@@ -207,12 +208,15 @@ def _server_rows(r: StormResult) -> Rows:
     at10, holding = r.at_fraction(0.1), (r.samples[-1] if r.samples else None)
     redis_texts = [f"{s.redis_total}" if s else "-" for s in (before, at10, holding)]
     per_worker = [str(s.redis_by_worker) if s else "-" for s in (at10, holding)]
+    confirmed = r.opened.confirmed
+    per_open = r.open_cpu_seconds * 1e3 / confirmed if confirmed else None
     return [
         ("workers' RSS before (MiB)", r.rss_before_kb, f"{r.rss_before_kb / 1024:,.1f}"),
         ("workers' RSS holding (MiB)", r.rss_held_kb, f"{r.rss_held_kb / 1024:,.1f}"),
         ("RSS per held stream, total (KiB)", total, f"{total:.1f}" if total else "-"),
         ("RSS per held stream, increment (KiB)", each, f"{each:.1f}" if each else "-"),
         ("workers' CPU opening (cores)", r.open_cores, f"{r.open_cores:.3f}"),
+        ("  per stream established (ms)", per_open, f"{per_open:.2f}" if per_open else "-"),
         ("  CPU of processes outside bench", r.open_outside_cores,
          f"{r.open_outside_cores:.3f}"),
         ("workers' CPU holding (cores)", r.hold_cores, f"{r.hold_cores:.3f}"),

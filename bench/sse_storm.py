@@ -160,7 +160,8 @@ def measure_storm(side: Side, count: int, args: argparse.Namespace, loaded: bool
             with sampler.running():
                 out.opened = merge(group.start())
             wall = time.monotonic() - started
-            out.open_cores = (cpu_seconds(workers) - cpu) / wall
+            out.open_cpu_seconds = cpu_seconds(workers) - cpu
+            out.open_cores = out.open_cpu_seconds / wall
             out.open_outside_cores = (outside_seconds() - busy) / wall
             cpu, started = cpu_seconds(workers), time.monotonic()
             args.deadline.sleep(args.hold)
