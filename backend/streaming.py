@@ -11,6 +11,7 @@ nothing of accounts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Generator, Iterator
@@ -279,8 +280,13 @@ class EventStream:
         return f"retry: {random.randint(max(1, retry_ms // 10), max(1, retry_ms))}\n\n"  # noqa: S311
 
 
+# When a channel's next event comes, each of its streams holds the same last id: one parse
+# per event, not one per stream. Bounded, as a resumed stream's ids come from its client.
+_parsed = functools.lru_cache(maxsize=4096)(parse_id)
+
+
 def _position(cursor: Cursor, channel: str) -> tuple[int, int]:
-    return parse_id(cursor.get(channel, "0-0"))
+    return _parsed(cursor.get(channel, "0-0"))
 
 
 class StreamBody:
