@@ -67,8 +67,8 @@ class SessionSweep:
 
         Raises what the check raises (nothing is ended then).
         """
-        check = self._check
         session_ids = self.hub.session_ids()
+        check = self._check  # read after: a stream among those set its check before it joined
         if check is None or not session_ids:
             return set()
         with check.app.app_context():

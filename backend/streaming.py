@@ -128,10 +128,11 @@ class EventStream:
         `HubUnavailable` (and Redis errors) with nothing left subscribed.
         """
         with self._app_context():
-            self.hub.add(self.subscriber)
+            # The check first: a sweep that sees this stream then asks this stream's check.
             sweep_for(self.hub).use(
                 app=self.app, ended_among=self.ended_among, every=self.settings.revalidate_seconds
             )
+            self.hub.add(self.subscriber)
             try:
                 cursor, missed, reset = self._catch_up()
             except BaseException:
