@@ -9,7 +9,7 @@ context (`backend.db`), creates that thread's state: a dict with a connection,
 a flag and three lists, ~450 bytes that an event stream's greenlet keeps for
 the stream's whole life, and ~2.5% of a worker's time in a reconnect storm.
 
-What it does instead: the same five fields are held in a `ContextVar`, made on
+What it does instead: Peewee's own state is held in a `ContextVar`, made on
 the first write (a connection opened, a transaction, a connection context);
 until then a read answers "closed, no connection" and allocates nothing.
 
@@ -31,30 +31,17 @@ from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask
+from peewee import _ConnectionState
 
 from backend.db import rebind_with
 
 
-class _State:
-    """One thread's (or greenlet's) connection: the fields of Peewee's `_ConnectionState`."""
-
-    __slots__ = ("closed", "commit_callbacks", "conn", "ctx", "owner", "transactions")
+class _State(_ConnectionState):
+    """One thread's (or greenlet's) connection: Peewee's own state, with who made it."""
 
     def __init__(self, owner: int) -> None:
+        super().__init__()
         self.owner = owner
-        self.reset()
-
-    def reset(self) -> None:
-        self.closed = True
-        self.conn: Any = None
-        self.ctx: list[Any] = []
-        self.transactions: list[Any] = []
-        self.commit_callbacks: list[Any] = []
-
-    def set_connection(self, conn: Any) -> None:
-        self.reset()
-        self.conn = conn
-        self.closed = False
 
 
 class ContextConnectionState:
